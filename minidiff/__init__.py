@@ -1,0 +1,22 @@
+"""minidiff: inversion and editing methods for diffusion and flow models, written once against a
+small denoiser interface (see :mod:`minidiff.denoiser`)."""
+from .ddim import ddim_invert, ddim_sample, ddim_schedulers
+from .denoiser import Denoiser, guided
+from .flow import flow_invert, flow_sample, flow_sigmas
+from .flowedit import flowedit
+from .metrics import (
+    mixture_w2_squared,
+    mmd_rbf,
+    nearest_mode_share,
+    per_mode_spread,
+    psnr,
+    reconstruction_error,
+    transport_cost,
+    w2_squared,
+)
+
+__all__ = [
+    "Denoiser", "guided", "ddim_invert", "ddim_sample", "ddim_schedulers", "flow_invert", "flow_sample",
+    "flow_sigmas", "flowedit", "mixture_w2_squared", "mmd_rbf", "nearest_mode_share", "per_mode_spread",
+    "psnr", "reconstruction_error", "transport_cost", "w2_squared",
+]

@@ -1,0 +1,100 @@
+"""DDIM sampling and DDIM inversion (Song et al. 2021), with diffusers' schedulers doing each step.
+
+DDIM's deterministic update (eq. 12 with σ = 0), from level :math:`\\bar\\alpha_s` to :math:`\\bar\\alpha_{s'}`:
+
+.. math:: x_{s'} = \\sqrt{\\bar\\alpha_{s'}}\\,\\hat x_0 + \\sqrt{1-\\bar\\alpha_{s'}}\\,\\hat\\varepsilon,
+   \\qquad \\hat x_0 = (x_s - \\sqrt{1-\\bar\\alpha_s}\\,\\hat\\varepsilon)/\\sqrt{\\bar\\alpha_s}.
+
+Sampling goes down (s' < s) with :math:`\\hat\\varepsilon = \\varepsilon_\\theta(x_s, s)`. Inversion goes up
+(s' > s) and must use :math:`\\hat\\varepsilon = \\varepsilon_\\theta(x_s, s')`: the noise at the *less noisy*
+latent with the label of the next step, since :math:`x_{s'}` is not known yet. The approximation
+:math:`\\varepsilon_\\theta(x_{s'}, s') \\approx \\varepsilon_\\theta(x_s, s')` is the drift that null-text
+inversion and FreeInv correct.
+"""
+from __future__ import annotations
+
+import torch
+from diffusers import DDIMInverseScheduler, DDIMScheduler
+from tqdm.auto import tqdm
+
+from ._checks import check_latents, check_steps
+from .denoiser import Denoiser, check_denoiser, guided
+
+
+def ddim_schedulers(denoiser: Denoiser, steps: int) -> tuple[DDIMScheduler, DDIMInverseScheduler]:
+    """The sampling and inversion schedulers of ``denoiser``, set to ``steps`` steps.
+
+    Both are built from the model's own scheduler config; ``clip_sample`` is forced off because
+    clamping x̂₀ to [−1, 1] (DDIMInverseScheduler's raw default) damages latents such as SD's.
+    """
+    check_denoiser(denoiser, "epsilon")
+    config = dict(denoiser.scheduler_config)
+    # with steps_offset the last leading timestep would be num_train_timesteps itself: out of range
+    check_steps(steps, config.get("num_train_timesteps", 1000) - config.get("steps_offset", 0))
+    sampler = DDIMScheduler.from_config(config, clip_sample=False)
+    inverter = DDIMInverseScheduler.from_config(config, clip_sample=False)
+    sampler.set_timesteps(steps)
+    inverter.set_timesteps(steps)
+    return sampler, inverter
+
+
+@torch.no_grad()
+def ddim_invert(
+    denoiser: Denoiser,
+    x0: torch.Tensor,
+    cond: torch.Tensor | None = None,
+    steps: int = 50,
+    guidance: float = 1.0,
+    null: torch.Tensor | None = None,
+    return_trajectory: bool = False,
+    progress: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+    """DDIM inversion: run the deterministic DDIM ODE from data up to noise.
+
+    Args:
+        denoiser: an ε-prediction denoiser.
+        x0: clean latents, shape (B, ...).
+        cond: conditioning embedding, shape (B or 1, ...), or None.
+        steps: number of inversion steps T.
+        guidance: classifier-free guidance scale w used while inverting (1 = none).
+        null: unconditional embedding, needed when ``guidance != 1``.
+        return_trajectory: also return the list [x_0, x_{t_1}, …, x_{t_T}] (T + 1 tensors).
+        progress: show a tqdm progress bar.
+
+    Returns:
+        x_T, shape (B, ...), and optionally the trajectory.
+    """
+    check_latents(x0, "x0")
+    _, inverter = ddim_schedulers(denoiser, steps)
+    x, trajectory = x0, [x0]
+    for t in tqdm(inverter.timesteps, desc="DDIM inversion", disable=not progress, leave=False):
+        eps = guided(denoiser, x, t, cond, guidance, null)
+        x = inverter.step(eps, t, x).prev_sample
+        trajectory.append(x)
+    return (x, trajectory) if return_trajectory else x
+
+
+@torch.no_grad()
+def ddim_sample(
+    denoiser: Denoiser,
+    xT: torch.Tensor,
+    cond: torch.Tensor | None = None,
+    steps: int = 50,
+    guidance: float = 1.0,
+    null: torch.Tensor | None = None,
+    return_trajectory: bool = False,
+    progress: bool = False,
+) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+    """Deterministic DDIM sampling (η = 0) from x_T down to x_0.
+
+    Arguments as in :func:`ddim_invert`; the trajectory is [x_{t_T}, …, x_{t_1}, x_0], the
+    inversion trajectory's order reversed.
+    """
+    check_latents(xT, "xT")
+    sampler, _ = ddim_schedulers(denoiser, steps)
+    x, trajectory = xT, [xT]
+    for t in tqdm(sampler.timesteps, desc="DDIM sampling", disable=not progress, leave=False):
+        eps = guided(denoiser, x, t, cond, guidance, null)
+        x = sampler.step(eps, t, x).prev_sample
+        trajectory.append(x)
+    return (x, trajectory) if return_trajectory else x

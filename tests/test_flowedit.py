@@ -1,0 +1,63 @@
+"""FlowEdit's defining properties, and the 2D toy's claims (Kulikov et al., Fig. 3)."""
+import pytest
+import torch
+
+from minidiff import flowedit, flow_invert, flow_sample, nearest_mode_share, transport_cost
+from toy.mixtures import FLOWEDIT_SOURCE, FLOWEDIT_TARGET, FLOWEDIT_TARGET_VARIANT, ExactFlow
+
+
+class Conditional:
+    """A velocity model whose field depends on cond (shift towards cond)."""
+
+    prediction = "velocity"
+    scheduler_config = ExactFlow.scheduler_config
+
+    def __call__(self, x, t, cond):
+        return torch.sin(x) * float(t) - cond
+
+
+def test_equal_prompts_return_the_source_exactly():
+    x = torch.randn(50, 2)
+    c, null = torch.ones(1, 2), torch.zeros(1, 2)
+    out = flowedit(Conditional(), x, c, c, steps=20, n_max=15, guidance_src=3.0, guidance_tar=3.0, null=null)
+    torch.testing.assert_close(out, x, atol=1e-5, rtol=0)  # (x + a) − x = a only up to rounding
+
+
+def test_sdedit_tail_runs_and_lands_on_target():
+    g = torch.Generator().manual_seed(0)
+    x = FLOWEDIT_SOURCE.sample(300, g)
+    out, trajectory = flowedit(ExactFlow(FLOWEDIT_SOURCE), x, None, None, steps=20, n_max=20, n_min=5,
+                               guidance_src=1, guidance_tar=1, target=ExactFlow(FLOWEDIT_TARGET_VARIANT),
+                               generator=g, return_trajectory=True)
+    assert len(trajectory) == 1 + 15 + 5
+    assert torch.cdist(out, FLOWEDIT_TARGET_VARIANT.means).min(1).values.mean() < 2.5
+
+
+def test_bad_n_max_is_refused():
+    with pytest.raises(ValueError, match="n_min < n_max <= steps"):
+        flowedit(Conditional(), torch.zeros(2, 2), None, None, steps=10, n_max=11)
+
+
+def _edit_both_ways(target, n=1000, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    x = FLOWEDIT_SOURCE.sample(n, g)
+    src, tar = ExactFlow(FLOWEDIT_SOURCE), ExactFlow(target)
+    y_inv = flow_sample(tar, flow_invert(src, x, steps=50), steps=50)
+    y_fe = flowedit(src, x, None, None, steps=50, n_max=50, guidance_src=1, guidance_tar=1, target=tar, generator=g)
+    return x, y_inv, y_fe
+
+
+def test_variant_flowedit_pairs_nearest_modes_and_inversion_splits_them():
+    x, y_inv, y_fe = _edit_both_ways(FLOWEDIT_TARGET_VARIANT)
+    m = FLOWEDIT_SOURCE.means, FLOWEDIT_TARGET_VARIANT.means
+    assert nearest_mode_share(x, y_fe, *m) >= 0.95
+    assert 0.70 <= nearest_mode_share(x, y_inv, *m) <= 0.80  # the quarter between x + y = 0 and x = 0
+    assert transport_cost(x, y_fe) < transport_cost(x, y_inv)
+
+
+def test_review_configuration_differs_in_cost_not_in_pairing():
+    x, y_inv, y_fe = _edit_both_ways(FLOWEDIT_TARGET)
+    m = FLOWEDIT_SOURCE.means, FLOWEDIT_TARGET.means
+    assert nearest_mode_share(x, y_inv, *m) >= 0.98
+    assert nearest_mode_share(x, y_fe, *m) >= 0.98
+    assert transport_cost(x, y_fe) < transport_cost(x, y_inv)
