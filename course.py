@@ -74,7 +74,6 @@ def execute_notebooks(paths: list[Path] | None = None, out: Path = BUILD, timeou
 def main() -> int:
     command = sys.argv[1] if len(sys.argv) > 1 else "help"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("MPLBACKEND", "Agg")
     if command == "run":
         python = setup()
         code = "import course, sys; t = course.execute_notebooks(); print(f'whole course {sum(t.values()):.0f} s')"

@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+"""Print the course's key figures. The last line printed is one JSON object.
+
+    python benchmarks/run.py toy2d                    # 2D toy figures + seconds per notebook
+    python benchmarks/run.py toy2d --skip-notebooks   # without executing the notebooks
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import course  # noqa: E402
+
+SUITES = {"toy2d": ["01_flows_in_2d", "02_ddim_inversion", "03_flowedit_2d"]}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("suite", choices=sorted(SUITES))
+    parser.add_argument("--skip-notebooks", action="store_true", help="do not execute the suite's notebooks")
+    args = parser.parse_args(argv)
+
+    from benchmarks import toy2d
+
+    start = time.perf_counter()
+    figures = {"toy2d": toy2d.run}[args.suite]()
+    figures["seconds"] = round(time.perf_counter() - start, 1)
+    if not args.skip_notebooks:
+        paths = [course.NOTEBOOKS / f"{name}.ipynb" for name in SUITES[args.suite]]
+        figures["notebooks_seconds"] = course.execute_notebooks(paths, out=course.BUILD / "bench")
+    for key, value in figures.items():
+        if key != "notebooks_seconds":
+            print(f"{key:<34}{value}")
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    main()
