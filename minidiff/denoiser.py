@@ -67,7 +67,7 @@ def guided(
         denoiser: the model.
         x: latents, shape (B, ...).
         t: time (scalar).
-        cond: conditioning embedding c, shape (B or 1, ...).
+        cond: conditioning embedding c, shape (B or 1, ...), or a tuple of such tensors.
         guidance: w; 1 means no guidance (one model call).
         null: unconditional embedding ∅, shape (B or 1, ...); required when ``guidance != 1``.
 
@@ -80,11 +80,13 @@ def guided(
         return denoiser(x, t, cond)
     if null is None:
         raise ValueError(f"guidance {guidance} needs a null (unconditional) embedding; pass `null=`.")
-    batch = x.shape[0]
-    both = denoiser(torch.cat([x, x]), t, torch.cat([_expand(null, batch), _expand(cond, batch)]))
+    both = denoiser(torch.cat([x, x]), t, _stack(null, cond, x.shape[0]))
     uncond, conditional = both.chunk(2)
     return uncond + guidance * (conditional - uncond)
 
 
-def _expand(emb: torch.Tensor, batch: int) -> torch.Tensor:
-    return emb.expand(batch, *emb.shape[1:]) if emb.shape[0] == 1 else emb
+def _stack(null, cond, batch: int):
+    """[∅; c] along the batch, each expanded to ``batch`` rows; conditionings may be tuples (SD3)."""
+    if isinstance(cond, tuple):
+        return tuple(_stack(n, c, batch) for n, c in zip(null, cond))
+    return torch.cat([e.expand(batch, *e.shape[1:]) if e.shape[0] == 1 else e for e in (null, cond)])

@@ -1,0 +1,79 @@
+"""The full-scale code path (diffusers pipelines through from_pretrained) on tiny random models of
+the SD and SD3 architectures, built from configs: loading, adapters, methods, and bad input."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import minidiff as md
+from minidiff.pipelines import SD3Denoiser, StableDiffusionDenoiser, load_pipeline
+from toy.tiny_models import build_tiny_flow, build_tiny_sd
+
+PROMPT = "a red circle on a blue background"
+
+
+@pytest.fixture(scope="module")
+def sd(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-sd")
+    torch.manual_seed(0)
+    build_tiny_sd(tokenizer_dir=folder / "tok").save_pretrained(folder / "pipe")
+    return load_pipeline(str(folder / "pipe"), device="cpu")
+
+
+@pytest.fixture(scope="module")
+def flow(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny-flow")
+    torch.manual_seed(0)
+    build_tiny_flow(tokenizer_dir=folder / "tok").save_pretrained(folder / "pipe")
+    return load_pipeline(str(folder / "pipe"), device="cpu")
+
+
+def test_loading_picks_the_adapter(sd, flow):
+    assert isinstance(sd, StableDiffusionDenoiser) and sd.prediction == "epsilon"
+    assert isinstance(flow, SD3Denoiser) and flow.prediction == "velocity"
+    assert sd.scheduler_config["beta_schedule"] == "scaled_linear" and sd.image_size == 32
+
+
+def test_sd_embed_encode_decode_and_ddim(sd):
+    cond = sd.embed(PROMPT)
+    assert cond.shape == (1, 16, 64) and sd.null.shape == (1, 16, 64)
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    z0 = sd.encode(images)
+    assert z0.shape == (2, 4, 8, 8)
+    assert sd.decode(z0).shape == (2, 3, 32, 32)
+    zT = md.ddim_invert(sd, z0, cond, steps=5, guidance=7.5, null=sd.null)
+    assert torch.isfinite(md.ddim_sample(sd, zT, cond, steps=5, guidance=7.5, null=sd.null)).all()
+
+
+def test_sd3_tuple_conditioning_cfg_and_flowedit(flow):
+    cond = flow.embed(PROMPT)
+    assert isinstance(cond, tuple) and cond[1].shape == (1, 64)
+    z = flow.noise(2, torch.Generator().manual_seed(0))
+    out = md.flow_sample(flow, z, cond, steps=4, guidance=3.5, null=flow.null)
+    assert out.shape == (2, 4, 8, 8)
+    x_src = flow.encode(torch.zeros(1, 3, 32, 32))
+    same = md.flowedit(flow, x_src, cond, cond, steps=8, n_max=6, guidance_src=3.5, guidance_tar=3.5, null=flow.null)
+    torch.testing.assert_close(same, x_src, atol=1e-5, rtol=0)
+
+
+def test_unknown_word_is_named(sd):
+    with pytest.raises(ValueError, match="does not know the word 'purple'.*Known words: a, background"):
+        sd.embed("a purple circle on a blue background")
+
+
+def test_bad_images_are_explained(sd):
+    with pytest.raises(ValueError, match="convert\\('RGB'\\)"):
+        sd.encode(Image.new("RGBA", (32, 32)))
+    with pytest.raises(ValueError, match="needs 32×32"):
+        sd.encode(Image.new("RGB", (64, 64)))
+    with pytest.raises(ValueError, match="shape \\(B, 3, 32, 32\\)"):
+        sd.encode(torch.zeros(1, 1, 32, 32))
+    with pytest.raises(ValueError, match="\\[-1, 1\\]"):
+        sd.encode(torch.full((1, 3, 32, 32), 255.0))
+    ok = sd.encode(Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)))
+    assert ok.shape == (1, 4, 8, 8)
+
+
+def test_half_precision_on_cpu_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="float32"):
+        load_pipeline(str(tmp_path), device="cpu", dtype=torch.float16)

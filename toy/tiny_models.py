@@ -1,0 +1,101 @@
+"""The two tiny text-to-image models of the shapes world, built from configs.
+
+Both are the real diffusers pipelines in miniature, so they are saved with ``save_pretrained`` and
+loaded with ``DiffusionPipeline.from_pretrained`` exactly like ``stable-diffusion-v1-5`` or SD3:
+
+* **tiny-sd** — ``StableDiffusionPipeline``: ``AutoencoderKL`` (32×32×3 → 8×8×4), ``CLIPTextModel``
+  with the world's word-level ``CLIPTokenizer``, ``UNet2DConditionModel`` with cross-attention,
+  ε-prediction, SD 1.5's ``DDIMScheduler`` settings.
+* **tiny-flow** — ``StableDiffusion3Pipeline``: the same VAE, two ``CLIPTextModelWithProjection``
+  encoders (SD3's CLIP-L and CLIP-G; the optional T5 is left out, as SD3 allows),
+  ``SD3Transformer2DModel`` (MMDiT), rectified flow with ``FlowMatchEulerDiscreteScheduler``.
+
+Random initialisation from these configs is also how the tests exercise the full-scale code path.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from diffusers import (
+    AutoencoderKL,
+    DDIMScheduler,
+    FlowMatchEulerDiscreteScheduler,
+    SD3Transformer2DModel,
+    StableDiffusion3Pipeline,
+    StableDiffusionPipeline,
+    UNet2DConditionModel,
+)
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+from .shapes import IMAGE_SIZE, VOCAB
+from .tokenizer import build_word_tokenizer
+
+WEIGHTS = Path(__file__).parent / "weights"
+TEXT_LEN = 16  # "a red circle on a blue background" is 9 tokens with BOS/EOS
+
+VAE_CONFIG = dict(
+    in_channels=3, out_channels=3, latent_channels=4, sample_size=IMAGE_SIZE,
+    down_block_types=("DownEncoderBlock2D",) * 3, up_block_types=("UpDecoderBlock2D",) * 3,
+    block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=16,
+)
+UNET_CONFIG = dict(
+    sample_size=IMAGE_SIZE // 4, in_channels=4, out_channels=4, layers_per_block=1,
+    block_out_channels=(64, 128), down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=64,
+    attention_head_dim=8, norm_num_groups=16,
+)
+TRANSFORMER_CONFIG = dict(
+    sample_size=IMAGE_SIZE // 4, patch_size=1, in_channels=4, out_channels=4, num_layers=4,
+    attention_head_dim=32, num_attention_heads=4, joint_attention_dim=128, caption_projection_dim=128,
+    pooled_projection_dim=64, pos_embed_max_size=IMAGE_SIZE // 4,
+)
+#: Stable Diffusion 1.5's scheduler settings (PAPERS.md): scaled_linear β 0.00085 → 0.012.
+SD_SCHEDULER = dict(
+    num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
+    clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon",
+)
+
+
+def text_config(projection: bool = False) -> CLIPTextConfig:
+    extra = dict(projection_dim=32) if projection else {}
+    return CLIPTextConfig(
+        vocab_size=len(VOCAB) + 2, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=TEXT_LEN, bos_token_id=0, eos_token_id=1, pad_token_id=1, **extra,
+    )
+
+
+def build_vae() -> AutoencoderKL:
+    return AutoencoderKL(**VAE_CONFIG)
+
+
+def build_tiny_sd(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path = "/tmp/minidiff-tokenizer") -> StableDiffusionPipeline:
+    """A randomly initialised tiny-sd pipeline (the given VAE, or a new one)."""
+    return StableDiffusionPipeline(
+        vae=vae or build_vae(), text_encoder=CLIPTextModel(text_config()),
+        tokenizer=build_word_tokenizer(list(VOCAB), tokenizer_dir, TEXT_LEN),
+        unet=UNet2DConditionModel(**UNET_CONFIG), scheduler=DDIMScheduler(**SD_SCHEDULER),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+
+
+def build_tiny_flow(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path = "/tmp/minidiff-tokenizer") -> StableDiffusion3Pipeline:
+    """A randomly initialised tiny-flow pipeline (SD3 architecture, no T5)."""
+    tokenizer = build_word_tokenizer(list(VOCAB), tokenizer_dir, TEXT_LEN)
+    return StableDiffusion3Pipeline(
+        transformer=SD3Transformer2DModel(**TRANSFORMER_CONFIG),
+        scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0),
+        vae=vae or build_vae(), text_encoder=CLIPTextModelWithProjection(text_config(True)), tokenizer=tokenizer,
+        text_encoder_2=CLIPTextModelWithProjection(text_config(True)), tokenizer_2=tokenizer,
+        text_encoder_3=None, tokenizer_3=None,
+    )
+
+
+def resolve(model: str) -> str:
+    """A shipped tiny model's folder for "tiny-sd" / "tiny-flow"; any other name (a hub id such as
+    ``stable-diffusion-v1-5/stable-diffusion-v1-5`` or a local path) is returned unchanged."""
+    path = WEIGHTS / model
+    if model in ("tiny-sd", "tiny-flow"):
+        if not (path / "model_index.json").exists():
+            raise FileNotFoundError(f"{model} weights are missing at {path}; train them: python -m toy.train {model}")
+        return str(path)
+    return model

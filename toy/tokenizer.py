@@ -1,0 +1,70 @@
+"""A word-level CLIP tokenizer for a closed vocabulary, built offline.
+
+``CLIPTokenizer`` is a BPE tokenizer: it splits a word into characters and applies merges in rank
+order. Learning BPE merges on the vocabulary itself (repeatedly merging the most frequent adjacent
+pair) yields merges that rebuild every vocabulary word into exactly one token, so each caption word
+is one token — which keeps Prompt-to-Prompt's word ↔ attention-map alignment exact. The vocab file
+lists only whole words and the special tokens: a word outside the vocabulary ends as pieces that are
+not in it and becomes the unknown token, which :func:`check_known_words` turns into a clear error.
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+from transformers import CLIPTokenizer
+
+BOS, EOS = "<|startoftext|>", "<|endoftext|>"
+
+
+def learn_merges(words: list[str]) -> list[tuple[str, str]]:
+    """BPE merges (in rank order) that turn each of ``words`` into the single symbol ``word</w>``."""
+    corpus = {w: list(w[:-1]) + [w[-1] + "</w>"] for w in words}
+    merges = []
+    while True:
+        pairs = Counter(p for symbols in corpus.values() for p in zip(symbols, symbols[1:]))
+        if not pairs:
+            return merges
+        best = max(pairs, key=lambda p: (pairs[p], p))  # most frequent, ties broken deterministically
+        merges.append(best)
+        for w, symbols in corpus.items():
+            merged, i = [], 0
+            while i < len(symbols):
+                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
+                    merged.append(symbols[i] + symbols[i + 1])
+                    i += 2
+                else:
+                    merged.append(symbols[i])
+                    i += 1
+            corpus[w] = merged
+
+
+def build_word_tokenizer(words: list[str], folder: str | Path, max_length: int = 16) -> CLIPTokenizer:
+    """Write vocab.json and merges.txt for ``words`` into ``folder`` and load them as a CLIPTokenizer.
+
+    Args:
+        words: the closed vocabulary (lower-case words).
+        folder: where to save the tokenizer (``save_pretrained`` layout).
+        max_length: the text encoder's context length (``model_max_length``).
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = {BOS: 0, EOS: 1} | {f"{w}</w>": i + 2 for i, w in enumerate(sorted(set(words)))}
+    (folder / "vocab.json").write_text(json.dumps(vocab, indent=0))
+    merges = learn_merges(sorted(set(words)))
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n")
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=max_length)
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def check_known_words(tokenizer, prompts: list[str]) -> None:
+    """Raise a ValueError naming any word the tokenizer can only encode as its unknown token."""
+    unk = tokenizer.unk_token_id
+    known = sorted(t[:-4] for t in tokenizer.get_vocab() if t.endswith("</w>"))
+    for prompt in prompts:
+        for word in prompt.split():
+            if unk in tokenizer(word, add_special_tokens=False).input_ids:
+                hint = f" Known words: {', '.join(known)}." if len(known) < 200 else ""
+                raise ValueError(f"the tokenizer does not know the word {word!r} in prompt {prompt!r}.{hint}")

@@ -1,0 +1,196 @@
+"""Training recipes for the shapes world's tiny models, with progress bars, checkpoints and resume.
+
+    python -m toy.train vae          # AutoencoderKL shared by both models      (≈ 10 min on 2 cores)
+    python -m toy.train tiny-sd      # UNet + CLIP text encoder, ε-prediction    (≤ 60 min)
+    python -m toy.train tiny-flow    # SD3 transformer + 2 CLIP encoders, flow   (≤ 60 min)
+
+Checkpoints go to ``runs/<name>/checkpoint.pt`` every ``--save-every`` steps and a run resumes
+from there. The result is written with ``save_pretrained`` to ``toy/weights/<name>``; a run refuses
+to replace shipped weights unless given ``--overwrite`` (``--out DIR`` writes elsewhere).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+from pathlib import Path
+
+import torch
+from diffusers import AutoencoderKL
+from tqdm.auto import tqdm
+
+from .shapes import caption, render, train_scenes
+from .tiny_models import SD_SCHEDULER, WEIGHTS, build_tiny_flow, build_tiny_sd, build_vae
+
+RUNS = Path(__file__).resolve().parents[1] / "runs"
+DEFAULTS = {  # steps, batch, learning rate
+    "vae": (2500, 32, 1e-3),
+    "tiny-sd": (6000, 64, 5e-4),
+    "tiny-flow": (6000, 64, 5e-4),
+}
+N_SCENES = 20_000  # training scenes (latents are computed once)
+P_UNCOND = 0.1     # prompt dropout: the empty prompt teaches the model ∅ for classifier-free guidance
+
+
+def _checkpoint(path: Path, modules: dict, opt, step: int) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save({"step": step, "opt": opt.state_dict(), **{k: m.state_dict() for k, m in modules.items()}}, tmp)
+    tmp.replace(path)
+
+
+def _resume(path: Path, modules: dict, opt) -> int:
+    if not path.exists():
+        return 0
+    state = torch.load(path, weights_only=True)
+    for k, m in modules.items():
+        m.load_state_dict(state[k])
+    opt.load_state_dict(state["opt"])
+    print(f"resumed {path} at step {state['step']}")
+    return state["step"]
+
+
+def _loop(name: str, modules: dict, loss_fn, steps: int, lr: float, save_every: int) -> None:
+    """Adam(W) with warm-up and cosine decay, checkpointing and resuming under runs/<name>."""
+    params = [p for m in modules.values() for p in m.parameters()]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    ckpt = RUNS / name / "checkpoint.pt"
+    start = _resume(ckpt, modules, opt)
+    for m in modules.values():
+        m.train()
+    bar = tqdm(range(start, steps), desc=f"training {name}", initial=start, total=steps)
+    for step in bar:
+        for group in opt.param_groups:
+            group["lr"] = lr * min(1.0, (step + 1) / 200) * 0.5 * (1 + math.cos(math.pi * step / steps))
+        loss = loss_fn(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        bar.set_postfix(loss=f"{loss.item():.4f}")
+        if (step + 1) % save_every == 0 or step + 1 == steps:
+            _checkpoint(ckpt, modules, opt, step + 1)
+    for m in modules.values():
+        m.eval()
+
+
+def train_vae(steps: int, batch: int, lr: float, save_every: int, seed: int = 0) -> AutoencoderKL:
+    """Fit the AutoencoderKL: pixel MSE + a small KL term (β = 1e-6, as in latent diffusion)."""
+    torch.manual_seed(seed)
+    vae = build_vae()
+    scenes = train_scenes(N_SCENES, seed)
+    g = torch.Generator().manual_seed(seed)
+
+    def loss_fn(step):
+        idx = torch.randint(0, len(scenes), (batch,), generator=g)
+        x = render([scenes[i] for i in idx])
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.sample(generator=g)).sample
+        return ((recon - x) ** 2).mean() + 1e-6 * posterior.kl().mean()
+
+    _loop("vae", {"vae": vae}, loss_fn, steps, lr, save_every)
+    with torch.no_grad():  # SD's convention: scale latents to unit variance
+        z = vae.encode(render(scenes[:512])).latent_dist.mean
+    vae.register_to_config(scaling_factor=float(1 / z.std()))
+    return vae
+
+
+@torch.no_grad()
+def _latents(vae: AutoencoderKL, scenes, chunk: int = 500) -> torch.Tensor:
+    z = [vae.encode(render(scenes[i:i + chunk])).latent_dist.mean for i in tqdm(range(0, len(scenes), chunk), desc="encoding scenes")]
+    return torch.cat(z) * vae.config.scaling_factor
+
+
+def _prompts(captions: list[str], idx: torch.Tensor, g: torch.Generator) -> list[str]:
+    drop = torch.rand(len(idx), generator=g) < P_UNCOND
+    return ["" if d else captions[i] for i, d in zip(idx.tolist(), drop.tolist())]
+
+
+def train_tiny_sd(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):
+    """ε-prediction training of the UNet and the text encoder on frozen VAE latents (SD's recipe)."""
+    torch.manual_seed(seed)
+    vae = AutoencoderKL.from_pretrained(WEIGHTS / "vae").eval()
+    pipe = build_tiny_sd(vae, RUNS / "tokenizer")
+    scenes = train_scenes(N_SCENES, seed)
+    z0, captions = _latents(vae, scenes), [caption(s) for s in scenes]
+    alphas_cumprod = pipe.scheduler.alphas_cumprod
+    g = torch.Generator().manual_seed(seed)
+
+    def loss_fn(step):
+        idx = torch.randint(0, len(z0), (batch,), generator=g)
+        t = torch.randint(0, SD_SCHEDULER["num_train_timesteps"], (batch,), generator=g)
+        eps = torch.randn(z0[idx].shape, generator=g)
+        ab = alphas_cumprod[t].view(-1, 1, 1, 1)
+        zt = ab.sqrt() * z0[idx] + (1 - ab).sqrt() * eps
+        cond = pipe.encode_prompt(_prompts(captions, idx, g), "cpu", 1, False)[0]
+        return ((pipe.unet(zt, t, encoder_hidden_states=cond).sample - eps) ** 2).mean()
+
+    _loop("tiny-sd", {"unet": pipe.unet, "text_encoder": pipe.text_encoder}, loss_fn, steps, lr, save_every)
+    return pipe
+
+
+def train_tiny_flow(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):
+    """Rectified-flow training (SD3's recipe: logit-normal t, target ε − x0) of the transformer and
+    both text encoders on frozen VAE latents."""
+    torch.manual_seed(seed)
+    vae = AutoencoderKL.from_pretrained(WEIGHTS / "vae").eval()
+    pipe = build_tiny_flow(vae, RUNS / "tokenizer")
+    scenes = train_scenes(N_SCENES, seed)
+    z0, captions = _latents(vae, scenes), [caption(s) for s in scenes]
+    g = torch.Generator().manual_seed(seed)
+
+    def loss_fn(step):
+        idx = torch.randint(0, len(z0), (batch,), generator=g)
+        t = torch.sigmoid(torch.randn(batch, generator=g)).view(-1, 1, 1, 1)
+        eps = torch.randn(z0[idx].shape, generator=g)
+        zt = (1 - t) * z0[idx] + t * eps
+        embeds, _, pooled, _ = pipe.encode_prompt(_prompts(captions, idx, g), None, None, device="cpu",
+                                                  do_classifier_free_guidance=False)
+        v = pipe.transformer(hidden_states=zt, timestep=t.flatten() * 1000, encoder_hidden_states=embeds,
+                             pooled_projections=pooled).sample
+        return ((v - (eps - z0[idx])) ** 2).mean()
+
+    modules = {"transformer": pipe.transformer, "text_encoder": pipe.text_encoder, "text_encoder_2": pipe.text_encoder_2}
+    _loop("tiny-flow", modules, loss_fn, steps, lr, save_every)
+    return pipe
+
+
+RECIPES = {"vae": train_vae, "tiny-sd": train_tiny_sd, "tiny-flow": train_tiny_flow}
+
+
+def save(model, out: Path) -> None:
+    """save_pretrained into ``out`` through a temporary folder, so a failed save leaves no half model."""
+    tmp = out.with_name(out.name + ".partial")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    shutil.rmtree(out, ignore_errors=True)
+    tmp.rename(out)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("recipe", choices=sorted(RECIPES))
+    parser.add_argument("--steps", type=int)
+    parser.add_argument("--batch", type=int)
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--save-every", type=int, default=250)
+    parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    parser.add_argument("--out", type=Path, help="output folder (default: toy/weights/<recipe>)")
+    parser.add_argument("--overwrite", action="store_true", help="allow replacing shipped weights")
+    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in runs/<recipe>")
+    args = parser.parse_args(argv)
+    out = args.out or WEIGHTS / args.recipe
+    if out.exists() and not args.overwrite:
+        raise SystemExit(f"{out} exists; pass --overwrite to replace it, or --out to write elsewhere.")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.fresh:
+        shutil.rmtree(RUNS / args.recipe, ignore_errors=True)
+    steps, batch, lr = DEFAULTS[args.recipe]
+    model = RECIPES[args.recipe](args.steps or steps, args.batch or batch, args.lr or lr, args.save_every)
+    save(model, out)
+    print(f"saved {out}")
+
+
+if __name__ == "__main__":
+    main()
