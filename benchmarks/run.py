@@ -3,6 +3,7 @@
 
     python benchmarks/run.py toy2d                    # 2D toy figures + seconds per notebook
     python benchmarks/run.py toy2d --skip-notebooks   # without executing the notebooks
+    python benchmarks/run.py shapes                   # tiny-sd / tiny-flow figures + notebook 04
 """
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 import course  # noqa: E402
 
-SUITES = {"toy2d": ["01_flows_in_2d", "02_ddim_inversion", "03_flowedit_2d"]}
+SUITES = {"toy2d": ["01_flows_in_2d", "02_ddim_inversion", "03_flowedit_2d"], "shapes": ["04_shapes_world"]}
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -26,10 +27,10 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--skip-notebooks", action="store_true", help="do not execute the suite's notebooks")
     args = parser.parse_args(argv)
 
-    from benchmarks import toy2d
+    from benchmarks import shapes, toy2d
 
     start = time.perf_counter()
-    figures = {"toy2d": toy2d.run}[args.suite]()
+    figures = {"toy2d": toy2d.run, "shapes": shapes.run}[args.suite]()
     figures["seconds"] = round(time.perf_counter() - start, 1)
     if not args.skip_notebooks:
         paths = [course.NOTEBOOKS / f"{name}.ipynb" for name in SUITES[args.suite]]

@@ -18,3 +18,13 @@ def check_latents(x: torch.Tensor, name: str = "x") -> None:
         raise ValueError(f"{name} must have a batch dimension, shape (B, ...), got shape {tuple(x.shape)}.")
     if x.device.type == "cpu" and x.dtype in (torch.float16, torch.bfloat16):
         raise ValueError(f"{name} is {x.dtype} on the CPU, which is slow and inaccurate here; use torch.float32.")
+
+
+def check_known_words(tokenizer, prompts: list[str]) -> None:
+    """Raise a ValueError naming any word that ``tokenizer`` can only encode as its unknown token."""
+    for prompt in prompts:
+        for word in prompt.split():
+            if tokenizer.unk_token_id in tokenizer(word, add_special_tokens=False).input_ids:
+                known = sorted(t[:-4] for t in tokenizer.get_vocab() if t.endswith("</w>"))
+                hint = f" Known words: {', '.join(known)}." if len(known) < 200 else ""
+                raise ValueError(f"the tokenizer does not know the word {word!r} in the prompt {prompt!r}.{hint}")

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from diffusers import DiffusionPipeline
 
-from ._checks import check_latents
+from ._checks import check_known_words, check_latents
 
 
 def _device(device: str | torch.device | None) -> torch.device:
@@ -63,13 +63,7 @@ class _ImageModel:
     def check_prompts(self, prompts: str | list[str]) -> list[str]:
         """Raise a ValueError for a word the tokenizer can only map to its unknown token."""
         prompts = [prompts] if isinstance(prompts, str) else list(prompts)
-        tok = self.pipe.tokenizer
-        for prompt in prompts:
-            for word in prompt.split():
-                if tok.unk_token_id in tok(word, add_special_tokens=False).input_ids:
-                    known = sorted(t[:-4] for t in tok.get_vocab() if t.endswith("</w>"))
-                    hint = f" Known words: {', '.join(known)}." if len(known) < 200 else ""
-                    raise ValueError(f"the tokenizer does not know the word {word!r} in the prompt {prompt!r}.{hint}")
+        check_known_words(self.pipe.tokenizer, prompts)
         return prompts
 
     @property

@@ -40,13 +40,13 @@ VAE_CONFIG = dict(
 )
 UNET_CONFIG = dict(
     sample_size=IMAGE_SIZE // 4, in_channels=4, out_channels=4, layers_per_block=1,
-    block_out_channels=(64, 128), down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
+    block_out_channels=(32, 64), down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D"),
     up_block_types=("CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=64,
     attention_head_dim=8, norm_num_groups=16,
 )
 TRANSFORMER_CONFIG = dict(
     sample_size=IMAGE_SIZE // 4, patch_size=1, in_channels=4, out_channels=4, num_layers=4,
-    attention_head_dim=32, num_attention_heads=4, joint_attention_dim=128, caption_projection_dim=128,
+    attention_head_dim=32, num_attention_heads=2, joint_attention_dim=128, caption_projection_dim=64,
     pooled_projection_dim=64, pos_embed_max_size=IMAGE_SIZE // 4,
 )
 #: Stable Diffusion 1.5's scheduler settings (PAPERS.md): scaled_linear β 0.00085 → 0.012.

@@ -5,7 +5,8 @@ order. Learning BPE merges on the vocabulary itself (repeatedly merging the most
 pair) yields merges that rebuild every vocabulary word into exactly one token, so each caption word
 is one token — which keeps Prompt-to-Prompt's word ↔ attention-map alignment exact. The vocab file
 lists only whole words and the special tokens: a word outside the vocabulary ends as pieces that are
-not in it and becomes the unknown token, which :func:`check_known_words` turns into a clear error.
+not in it and becomes the unknown token, which ``minidiff.pipelines.check_known_words`` turns into a
+clear error.
 """
 from __future__ import annotations
 
@@ -57,14 +58,3 @@ def build_word_tokenizer(words: list[str], folder: str | Path, max_length: int =
     tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=max_length)
     tokenizer.save_pretrained(folder)
     return tokenizer
-
-
-def check_known_words(tokenizer, prompts: list[str]) -> None:
-    """Raise a ValueError naming any word the tokenizer can only encode as its unknown token."""
-    unk = tokenizer.unk_token_id
-    known = sorted(t[:-4] for t in tokenizer.get_vocab() if t.endswith("</w>"))
-    for prompt in prompts:
-        for word in prompt.split():
-            if unk in tokenizer(word, add_special_tokens=False).input_ids:
-                hint = f" Known words: {', '.join(known)}." if len(known) < 200 else ""
-                raise ValueError(f"the tokenizer does not know the word {word!r} in prompt {prompt!r}.{hint}")

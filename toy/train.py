@@ -25,8 +25,8 @@ from .tiny_models import SD_SCHEDULER, WEIGHTS, build_tiny_flow, build_tiny_sd, 
 RUNS = Path(__file__).resolve().parents[1] / "runs"
 DEFAULTS = {  # steps, batch, learning rate
     "vae": (2500, 32, 1e-3),
-    "tiny-sd": (6000, 64, 5e-4),
-    "tiny-flow": (6000, 64, 5e-4),
+    "tiny-sd": (5000, 64, 1e-3),
+    "tiny-flow": (5000, 64, 1e-3),
 }
 N_SCENES = 20_000  # training scenes (latents are computed once)
 P_UNCOND = 0.1     # prompt dropout: the empty prompt teaches the model ∅ for classifier-free guidance

@@ -1,0 +1,39 @@
+"""The shapes world's key figures: tiny-sd VAE fidelity, prompt-following of both tiny models under
+CFG (scored by the world's attribute reader on held-out prompts), tiny-sd sampling time, weights size."""
+from __future__ import annotations
+
+import time
+
+import torch
+
+import minidiff as md
+from minidiff.pipelines import load_pipeline
+from toy.shapes import caption, heldout_scenes, prompt_accuracy, render
+from toy.tiny_models import WEIGHTS, resolve
+
+N_PROMPTS = 120
+SD_GUIDANCE, FLOW_GUIDANCE = 7.5, 5.0
+
+
+def weights_mb() -> float:
+    files = [p for name in ("tiny-sd", "tiny-flow") for p in (WEIGHTS / name).rglob("*") if p.is_file()]
+    return sum(p.stat().st_size for p in files) / 2**20
+
+
+def run() -> dict[str, float]:
+    scenes = heldout_scenes(N_PROMPTS, seed=1)
+    prompts = [caption(s) for s in scenes]
+    sd = load_pipeline(resolve("tiny-sd"), device="cpu")
+    flow = load_pipeline(resolve("tiny-flow"), device="cpu")
+    images = render(scenes)
+    figures = {"vae_psnr": md.psnr(images, sd.decode(sd.encode(images)))}
+    figures["sd_prompt_acc"] = prompt_accuracy(md.generate(sd, prompts, SD_GUIDANCE, 50, seed=0), prompts)
+    figures["flow_prompt_acc"] = prompt_accuracy(md.generate(flow, prompts, FLOW_GUIDANCE, 50, seed=0), prompts)
+    start = time.perf_counter()
+    md.generate(sd, prompts[:1], SD_GUIDANCE, 50, seed=0)
+    figures["sd_seconds_per_image"] = time.perf_counter() - start
+    start = time.perf_counter()
+    md.generate(flow, prompts[:1], FLOW_GUIDANCE, 50, seed=0)
+    figures["flow_seconds_per_image"] = time.perf_counter() - start
+    figures["weights_mb"] = weights_mb()
+    return {k: round(v, 4) for k, v in figures.items()}

@@ -1,0 +1,36 @@
+"""The word-level CLIP tokenizer and the training CLI's safety."""
+import pytest
+from transformers import CLIPTokenizer
+
+from toy import train
+from toy.shapes import VOCAB
+from toy.tiny_models import resolve
+from minidiff._checks import check_known_words
+from toy.tokenizer import build_word_tokenizer
+
+
+def test_every_vocabulary_word_is_one_token(tmp_path):
+    build_word_tokenizer(list(VOCAB), tmp_path)
+    tok = CLIPTokenizer.from_pretrained(tmp_path)  # the real from_pretrained path
+    for word in VOCAB:
+        assert len(tok(word, add_special_tokens=False).input_ids) == 1, word
+    ids = tok("a red circle on a blue background").input_ids
+    assert ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id and len(ids) == 9
+
+
+def test_unknown_words_are_named(tmp_path):
+    tok = build_word_tokenizer(list(VOCAB), tmp_path)
+    check_known_words(tok, ["a red circle on a blue background"])
+    with pytest.raises(ValueError, match="'purple'.*Known words: a, background"):
+        check_known_words(tok, ["a purple circle"])
+
+
+def test_training_refuses_to_overwrite_shipped_weights(tmp_path):
+    existing = tmp_path / "model"
+    existing.mkdir()
+    with pytest.raises(SystemExit, match="--overwrite"):
+        train.main(["vae", "--out", str(existing)])
+
+
+def test_unknown_tiny_model_names_pass_through():
+    assert resolve("stable-diffusion-v1-5/stable-diffusion-v1-5") == "stable-diffusion-v1-5/stable-diffusion-v1-5"
