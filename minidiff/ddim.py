@@ -38,6 +38,15 @@ def ddim_schedulers(denoiser: Denoiser, steps: int) -> tuple[DDIMScheduler, DDIM
     return sampler, inverter
 
 
+def _run(scheduler, denoiser, x, cond, guidance, null, return_trajectory, progress, desc):
+    """x ← scheduler.step(ε̂(x, t), t, x) for each of the scheduler's timesteps."""
+    trajectory = [x]
+    for t in tqdm(scheduler.timesteps, desc=desc, disable=not progress, leave=False):
+        x = scheduler.step(guided(denoiser, x, t, cond, guidance, null), t, x).prev_sample
+        trajectory.append(x)
+    return (x, trajectory) if return_trajectory else x
+
+
 @torch.no_grad()
 def ddim_invert(
     denoiser: Denoiser,
@@ -66,12 +75,7 @@ def ddim_invert(
     """
     check_latents(x0, "x0")
     _, inverter = ddim_schedulers(denoiser, steps)
-    x, trajectory = x0, [x0]
-    for t in tqdm(inverter.timesteps, desc="DDIM inversion", disable=not progress, leave=False):
-        eps = guided(denoiser, x, t, cond, guidance, null)
-        x = inverter.step(eps, t, x).prev_sample
-        trajectory.append(x)
-    return (x, trajectory) if return_trajectory else x
+    return _run(inverter, denoiser, x0, cond, guidance, null, return_trajectory, progress, "DDIM inversion")
 
 
 @torch.no_grad()
@@ -92,9 +96,4 @@ def ddim_sample(
     """
     check_latents(xT, "xT")
     sampler, _ = ddim_schedulers(denoiser, steps)
-    x, trajectory = xT, [xT]
-    for t in tqdm(sampler.timesteps, desc="DDIM sampling", disable=not progress, leave=False):
-        eps = guided(denoiser, x, t, cond, guidance, null)
-        x = sampler.step(eps, t, x).prev_sample
-        trajectory.append(x)
-    return (x, trajectory) if return_trajectory else x
+    return _run(sampler, denoiser, xT, cond, guidance, null, return_trajectory, progress, "DDIM sampling")

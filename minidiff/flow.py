@@ -28,6 +28,15 @@ def flow_sigmas(denoiser: Denoiser, steps: int) -> torch.Tensor:
     return scheduler.sigmas.float()
 
 
+def _euler(denoiser, x, grid, cond, guidance, null, return_trajectory, progress, desc):
+    """x ← x + (t' − t)·v̂(x, t) for consecutive times (t, t') of ``grid``."""
+    trajectory = [x]
+    for t, t_next in tqdm(list(zip(grid[:-1], grid[1:])), desc=desc, disable=not progress, leave=False):
+        x = x + (t_next - t) * guided(denoiser, x, t, cond, guidance, null)
+        trajectory.append(x)
+    return (x, trajectory) if return_trajectory else x
+
+
 @torch.no_grad()
 def flow_sample(
     denoiser: Denoiser,
@@ -45,12 +54,7 @@ def flow_sample(
     """
     check_latents(x1, "x1")
     sigmas = flow_sigmas(denoiser, steps)
-    x, trajectory = x1, [x1]
-    for i in tqdm(range(steps), desc="flow sampling", disable=not progress, leave=False):
-        v = guided(denoiser, x, sigmas[i], cond, guidance, null)
-        x = x + (sigmas[i + 1] - sigmas[i]) * v
-        trajectory.append(x)
-    return (x, trajectory) if return_trajectory else x
+    return _euler(denoiser, x1, sigmas, cond, guidance, null, return_trajectory, progress, "flow sampling")
 
 
 @torch.no_grad()
@@ -71,9 +75,4 @@ def flow_invert(
     """
     check_latents(x0, "x0")
     sigmas = flow_sigmas(denoiser, steps)
-    x, trajectory = x0, [x0]
-    for i in tqdm(reversed(range(steps)), desc="flow inversion", disable=not progress, leave=False, total=steps):
-        v = guided(denoiser, x, sigmas[i + 1], cond, guidance, null)
-        x = x + (sigmas[i] - sigmas[i + 1]) * v
-        trajectory.append(x)
-    return (x, trajectory) if return_trajectory else x
+    return _euler(denoiser, x0, sigmas.flip(0), cond, guidance, null, return_trajectory, progress, "flow inversion")

@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from ._checks import check_latents, check_steps
 from .denoiser import Denoiser, guided
-from .flow import flow_sigmas
+from .flow import _euler, flow_sigmas
 
 
 @torch.no_grad()
@@ -89,8 +89,6 @@ def flowedit(
         # SDEdit tail: noise the edit to t_{T - n_min} with one fresh draw, then follow V_tar alone.
         i0 = steps - n_min
         z = z + sigmas[i0] * (noise() - x_src)
-        for i in range(i0, steps):
-            v = guided(target, z, sigmas[i], cond_tar, guidance_tar, null)
-            z = z + (sigmas[i + 1] - sigmas[i]) * v
-            trajectory.append(z)
+        z, tail = _euler(target, z, sigmas[i0:], cond_tar, guidance_tar, null, True, False, "")
+        trajectory += tail[1:]
     return (z, trajectory) if return_trajectory else z
