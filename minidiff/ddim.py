@@ -39,10 +39,12 @@ def ddim_schedulers(denoiser: Denoiser, steps: int) -> tuple[DDIMScheduler, DDIM
 
 
 def _run(scheduler, denoiser, x, cond, guidance, null, return_trajectory, progress, desc):
-    """x ← scheduler.step(ε̂(x, t), t, x) for each of the scheduler's timesteps."""
+    """x ← scheduler.step(ε̂(x, t), t, x) for each of the scheduler's timesteps; ``null`` may be a
+    list with one unconditional embedding per step (null-text inversion's ∅_t)."""
     trajectory = [x]
-    for t in tqdm(scheduler.timesteps, desc=desc, disable=not progress, leave=False):
-        x = scheduler.step(guided(denoiser, x, t, cond, guidance, null), t, x).prev_sample
+    for i, t in enumerate(tqdm(scheduler.timesteps, desc=desc, disable=not progress, leave=False)):
+        null_t = null[i] if isinstance(null, list) else null
+        x = scheduler.step(guided(denoiser, x, t, cond, guidance, null_t), t, x).prev_sample
         trajectory.append(x)
     return (x, trajectory) if return_trajectory else x
 
@@ -66,7 +68,8 @@ def ddim_invert(
         cond: conditioning embedding, shape (B or 1, ...), or None.
         steps: number of inversion steps T.
         guidance: classifier-free guidance scale w used while inverting (1 = none).
-        null: unconditional embedding, needed when ``guidance != 1``.
+        null: unconditional embedding, needed when ``guidance != 1``; or a list of T embeddings, one
+            per step in the order the steps run (null-text inversion's ∅_t).
         return_trajectory: also return the list [x_0, x_{t_1}, …, x_{t_T}] (T + 1 tensors).
         progress: show a tqdm progress bar.
 

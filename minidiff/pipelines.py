@@ -139,8 +139,11 @@ class SD3Denoiser(_ImageModel):
 
     prediction = "velocity"
 
-    def __init__(self, pipe):
+    def __init__(self, pipe, max_sequence_length: int | None = None):
         self.transformer = pipe.transformer
+        # T5's context length (SD3: 256); without T5 the pipeline pads with this many zero tokens,
+        # so a model trained without T5 keeps its CLIP context length
+        self.max_sequence_length = max_sequence_length or (256 if pipe.text_encoder_3 is not None else pipe.tokenizer.model_max_length)
         self.sample_size = pipe.transformer.config.sample_size
         self.latent_channels = pipe.transformer.config.in_channels
         super().__init__(pipe)
@@ -150,7 +153,8 @@ class SD3Denoiser(_ImageModel):
         prompts = self.check_prompts(prompts)
         with torch.no_grad():
             embeds, _, pooled, _ = self.pipe.encode_prompt(prompts, None, None, device=self.device,
-                                                           do_classifier_free_guidance=False)
+                                                           do_classifier_free_guidance=False,
+                                                           max_sequence_length=self.max_sequence_length)
         return embeds, pooled
 
     def __call__(self, x: torch.Tensor, t, cond: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:

@@ -20,7 +20,7 @@ from diffusers import AutoencoderKL
 from tqdm.auto import tqdm
 
 from .shapes import caption, render, train_scenes
-from .tiny_models import SD_SCHEDULER, WEIGHTS, build_tiny_flow, build_tiny_sd, build_vae
+from .tiny_models import SD_SCHEDULER, TEXT_LEN, WEIGHTS, build_tiny_flow, build_tiny_sd, build_vae
 
 RUNS = Path(__file__).resolve().parents[1] / "runs"
 DEFAULTS = {  # steps, batch, learning rate
@@ -145,7 +145,7 @@ def train_tiny_flow(steps: int, batch: int, lr: float, save_every: int, seed: in
         eps = torch.randn(z0[idx].shape, generator=g)
         zt = (1 - t) * z0[idx] + t * eps
         embeds, _, pooled, _ = pipe.encode_prompt(_prompts(captions, idx, g), None, None, device="cpu",
-                                                  do_classifier_free_guidance=False)
+                                                  do_classifier_free_guidance=False, max_sequence_length=TEXT_LEN)
         v = pipe.transformer(hidden_states=zt, timestep=t.flatten() * 1000, encoder_hidden_states=embeds,
                              pooled_projections=pooled).sample
         return ((v - (eps - z0[idx])) ** 2).mean()
