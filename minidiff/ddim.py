@@ -38,13 +38,21 @@ def ddim_schedulers(denoiser: Denoiser, steps: int) -> tuple[DDIMScheduler, DDIM
     return sampler, inverter
 
 
-def _run(scheduler, denoiser, x, cond, guidance, null, return_trajectory, progress, desc):
-    """x ← scheduler.step(ε̂(x, t), t, x) for each of the scheduler's timesteps; ``null`` may be a
-    list with one unconditional embedding per step (null-text inversion's ∅_t)."""
+def _run(scheduler, denoiser, x, cond, guidance, null, return_trajectory, progress, desc, transforms=None):
+    """x ← scheduler.step(ε̂(x, t), t, x) for each of the scheduler's timesteps.
+
+    ``null`` may be a list with one unconditional embedding per step (null-text inversion's ∅_t);
+    ``transforms`` a list with one invertible transformation f per step, the prediction then being
+    f⁻¹(ε̂(f(x), t)) (FreeInv).
+    """
     trajectory = [x]
     for i, t in enumerate(tqdm(scheduler.timesteps, desc=desc, disable=not progress, leave=False)):
         null_t = null[i] if isinstance(null, list) else null
-        x = scheduler.step(guided(denoiser, x, t, cond, guidance, null_t), t, x).prev_sample
+        if transforms is None:
+            eps = guided(denoiser, x, t, cond, guidance, null_t)
+        else:
+            eps = transforms[i].inverse(guided(denoiser, transforms[i](x), t, cond, guidance, null_t))
+        x = scheduler.step(eps, t, x).prev_sample
         trajectory.append(x)
     return (x, trajectory) if return_trajectory else x
 
@@ -59,6 +67,7 @@ def ddim_invert(
     null: torch.Tensor | None = None,
     return_trajectory: bool = False,
     progress: bool = False,
+    transforms: list | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
     """DDIM inversion: run the deterministic DDIM ODE from data up to noise.
 
@@ -72,13 +81,15 @@ def ddim_invert(
             per step in the order the steps run (null-text inversion's ∅_t).
         return_trajectory: also return the list [x_0, x_{t_1}, …, x_{t_T}] (T + 1 tensors).
         progress: show a tqdm progress bar.
+        transforms: optional list of T invertible transformations f, one per step, in the order the
+            steps run; the prediction is then f⁻¹(ε̂(f(x))) (FreeInv, :mod:`minidiff.freeinv`).
 
     Returns:
         x_T, shape (B, ...), and optionally the trajectory.
     """
     check_latents(x0, "x0")
     _, inverter = ddim_schedulers(denoiser, steps)
-    return _run(inverter, denoiser, x0, cond, guidance, null, return_trajectory, progress, "DDIM inversion")
+    return _run(inverter, denoiser, x0, cond, guidance, null, return_trajectory, progress, "DDIM inversion", transforms)
 
 
 @torch.no_grad()
@@ -91,6 +102,7 @@ def ddim_sample(
     null: torch.Tensor | None = None,
     return_trajectory: bool = False,
     progress: bool = False,
+    transforms: list | None = None,
 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
     """Deterministic DDIM sampling (η = 0) from x_T down to x_0.
 
@@ -99,4 +111,4 @@ def ddim_sample(
     """
     check_latents(xT, "xT")
     sampler, _ = ddim_schedulers(denoiser, steps)
-    return _run(sampler, denoiser, xT, cond, guidance, null, return_trajectory, progress, "DDIM sampling")
+    return _run(sampler, denoiser, xT, cond, guidance, null, return_trajectory, progress, "DDIM sampling", transforms)

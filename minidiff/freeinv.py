@@ -1,0 +1,117 @@
+"""FreeInv: free-lunch DDIM inversion with random transformations (Bao et al., 2025).
+
+Multi-branch DDIM inversion (MBDI) replaces the noise prediction by an average over N branches,
+:math:`\\hat\\varepsilon = \\frac1N\\sum_i f_i^{-1}\\big(\\varepsilon_\\theta(f_i(z_t), t, c)\\big)`, which averages out the
+inversion error but costs N model calls. A Monte-Carlo estimate of the same average draws one
+branch per step (a one-hot weight), at the cost of plain DDIM. FreeInv takes the branches to be
+random transformations :math:`f_i` of the latent itself (rotations by multiples of 90°, flips), draws
+one per inversion step, and **reuses the same transformation at the same timestep of
+reconstruction** (the schedule is a stack: last in, first out), so that inversion and
+reconstruction see the same prediction errors.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .ddim import ddim_invert, ddim_sample
+from .denoiser import Denoiser
+
+
+@dataclass(frozen=True)
+class Transform:
+    """An invertible transformation of latents: ``quarter_turns`` × 90° rotation, then an optional flip.
+
+    Latents (B, C, H, W) rotate over their two spatial axes and flip left-right; 2D points (B, 2)
+    rotate about the origin and flip x ↦ −x.
+    """
+
+    quarter_turns: int = 0
+    flip: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"rot{90 * (self.quarter_turns % 4)}" + ("+flip" if self.flip else "")
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        x = _rotate(x, self.quarter_turns)
+        return _flip(x) if self.flip else x
+
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        x = _flip(x) if self.flip else x
+        return _rotate(x, -self.quarter_turns)
+
+
+def _rotate(x: torch.Tensor, k: int) -> torch.Tensor:
+    if x.dim() == 2:  # points (B, 2): (x, y) ↦ (−y, x) per quarter turn
+        for _ in range(k % 4):
+            x = torch.stack([-x[:, 1], x[:, 0]], 1)
+        return x
+    return torch.rot90(x, k, dims=(-2, -1))
+
+
+def _flip(x: torch.Tensor) -> torch.Tensor:
+    return torch.stack([-x[:, 0], x[:, 1]], 1) if x.dim() == 2 else x.flip(-1)
+
+
+IDENTITY = Transform()
+ROTATIONS = tuple(Transform(k) for k in range(4))
+FLIPS = (Transform(), Transform(flip=True))
+
+
+class BranchAverage:
+    """MBDI's denoiser: the average of :math:`f_i^{-1}(\\varepsilon_\\theta(f_i(x), t, c))` over all transforms
+    (N model calls per step; the official code's "ensemble" ablation)."""
+
+    def __init__(self, denoiser: Denoiser, transforms=ROTATIONS):
+        self.denoiser, self.transforms = denoiser, tuple(transforms)
+        self.prediction, self.scheduler_config = denoiser.prediction, denoiser.scheduler_config
+
+    def __call__(self, x, t, cond):
+        return sum(f.inverse(self.denoiser(f(x), t, cond)) for f in self.transforms) / len(self.transforms)
+
+
+def random_schedule(steps: int, transforms=ROTATIONS, generator: torch.Generator | None = None) -> list[Transform]:
+    """One transformation per inversion step, drawn uniformly: the Monte-Carlo branch choice."""
+    idx = torch.randint(len(transforms), (steps,), generator=generator)
+    return [transforms[i] for i in idx.tolist()]
+
+
+def freeinv_invert(
+    denoiser: Denoiser,
+    x0: torch.Tensor,
+    cond: torch.Tensor | None = None,
+    steps: int = 50,
+    guidance: float = 1.0,
+    null: torch.Tensor | None = None,
+    transforms=ROTATIONS,
+    generator: torch.Generator | None = None,
+    schedule: list[Transform] | None = None,
+    return_trajectory: bool = False,
+):
+    """FreeInv inversion of ``x0`` (B, ...): DDIM inversion whose step i predicts the noise through
+    the transformation ``schedule[i]`` (drawn from ``transforms`` unless given).
+
+    Returns:
+        (x_T, schedule) — pass the schedule to :func:`freeinv_sample` — or, with
+        ``return_trajectory``, (x_T, trajectory, schedule).
+    """
+    schedule = list(schedule) if schedule is not None else random_schedule(steps, transforms, generator)
+    out = ddim_invert(denoiser, x0, cond, steps, guidance, null, return_trajectory, transforms=schedule)
+    return (*out, schedule) if return_trajectory else (out, schedule)
+
+
+def freeinv_sample(
+    denoiser: Denoiser,
+    xT: torch.Tensor,
+    schedule: list[Transform],
+    cond: torch.Tensor | None = None,
+    steps: int = 50,
+    guidance: float = 1.0,
+    null=None,
+    return_trajectory: bool = False,
+):
+    """Reconstruction (or an edit's source branch) from FreeInv's x_T, popping the inversion's
+    transformations in reverse order so each timestep uses the transformation it was inverted with."""
+    return ddim_sample(denoiser, xT, cond, steps, guidance, null, return_trajectory, transforms=schedule[::-1])
