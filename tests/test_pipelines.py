@@ -77,3 +77,37 @@ def test_bad_images_are_explained(sd):
 def test_half_precision_on_cpu_is_refused(tmp_path):
     with pytest.raises(ValueError, match="float32"):
         load_pipeline(str(tmp_path), device="cpu", dtype=torch.float16)
+
+
+def test_p2p_processors_match_diffusers_attention_and_are_removed(sd):
+    from minidiff.p2p import P2PEdit, p2p_sample
+
+    before = {k: type(v) for k, v in sd.unet.attn_processors.items()}
+    z = sd.noise(1, torch.Generator().manual_seed(0))
+    edit = P2PEdit(PROMPT, "a red square on a blue background", cross_replace=0.0, self_replace=0.0)
+    plain = md.ddim_sample(sd, z.expand(2, -1, -1, -1), sd.embed([edit.source, edit.target]), 4, 7.5, sd.null)
+    torch.testing.assert_close(p2p_sample(sd, z, edit, steps=4), plain, atol=1e-4, rtol=0)
+    assert {k: type(v) for k, v in sd.unet.attn_processors.items()} == before
+
+
+def test_p2p_injection_ties_the_target_to_the_source(sd):
+    from minidiff.p2p import AttentionControl, P2PEdit, p2p_sample
+
+    z = sd.noise(1, torch.Generator().manual_seed(1))
+    same = p2p_sample(sd, z, P2PEdit(PROMPT, PROMPT), steps=4)
+    torch.testing.assert_close(same[0], same[1])
+    swap = AttentionControl(P2PEdit(PROMPT, "a red square on a blue background", 0.5, 0.25, {"square": 2.0}), sd.pipe.tokenizer, 4)
+    probs = torch.rand(4 * 2, 6, 16)  # [∅ src, ∅ tar, c src, c tar] × 2 heads, 6 queries, 16 tokens
+    for step in range(4):
+        cross = swap("layer", probs, True, heads=2).view(4, 2, 6, 16)
+        self_ = swap("self-layer", probs, False, heads=2).view(4, 2, 6, 16)
+        assert torch.equal(cross[:3], probs.view(4, 2, 6, 16)[:3])  # only the conditional target changes
+        src = probs.view(4, 2, 6, 16)[2]
+        expected = src * swap.scale if step < 2 else probs.view(4, 2, 6, 16)[3]
+        torch.testing.assert_close(cross[3], expected)
+        assert torch.equal(self_[3], src if step < 1 else probs.view(4, 2, 6, 16)[3])
+    assert swap.scale[3] == 2.0 and swap.scale.sum() == 17  # BOS, "a", "red", then "square"
+    control = AttentionControl(P2PEdit(PROMPT, "a big red circle on a blue background"), sd.pipe.tokenizer, 4)
+    assert control.aligned[:3].all() and not control.aligned[3] and control.mapper[4] == 3  # refinement
+    with pytest.raises(ValueError, match="not a word of the target"):
+        AttentionControl(P2PEdit(PROMPT, PROMPT, reweight={"green": 2.0}), sd.pipe.tokenizer, 4)
