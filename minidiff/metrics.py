@@ -100,3 +100,19 @@ def psnr(x: torch.Tensor, y: torch.Tensor, data_range: float = 2.0) -> float:
     """Mean peak signal-to-noise ratio in dB over a batch of images in [−1, 1], shape (B, C, H, W)."""
     scores = [peak_signal_noise_ratio(_np(a), _np(b), data_range=data_range) for a, b in zip(x, y)]
     return float(np.mean(scores))
+
+
+def masked_psnr(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, data_range: float = 2.0) -> float:
+    """Mean PSNR in dB over a batch, counting only the pixels where ``mask`` is True.
+
+    Args:
+        x, y: images (B, C, H, W) in [−1, 1].
+        mask: (B, 1, H, W) or (B, H, W) booleans, e.g. the complement of an edit's true change mask
+            (the background an edit must leave alone).
+    """
+    mask = mask.reshape(x.shape[0], 1, *x.shape[-2:]).expand_as(x)
+    scores = []
+    for a, b, m in zip(x, y, mask):
+        mse = ((a - b) ** 2)[m].mean().clamp_min(1e-12)
+        scores.append(float(10 * torch.log10(data_range**2 / mse)))
+    return float(np.mean(scores))

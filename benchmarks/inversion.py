@@ -1,0 +1,66 @@
+"""Inversion figures on tiny-sd (held-out shapes images, 50 steps unless named): DDIM at w = 1 and
+7.5, null-text (per-step and global), FreeInv vs DDIM over 10/20/50 steps, P2P edits from null-text and
+from DDIM scored against the world's ground-truth edits, and the costs."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+import minidiff as md
+from minidiff.p2p import P2PEdit, p2p_sample
+from minidiff.pipelines import load_pipeline
+from toy.shapes import caption, change_mask, edit_scene, heldout_scenes, prompt_accuracy, random_edit, render
+from toy.tiny_models import resolve
+
+N_IMAGES, STEPS, GUIDANCE = 20, 50, 7.5
+
+
+def _timed(fn):
+    start = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - start
+
+
+def run() -> dict:
+    model = load_pipeline(resolve("tiny-sd"), device="cpu")
+    scenes = heldout_scenes(N_IMAGES, seed=100)
+    images, prompts = render(scenes), [caption(s) for s in scenes]
+    z0, cond, null = model.encode(images), model.embed(prompts), model.null
+    decode_psnr = lambda z: md.psnr(images, model.decode(z))  # noqa: E731
+
+    zT_1, ddim_seconds = _timed(lambda: md.ddim_invert(model, z0, cond, STEPS))
+    zT_75 = md.ddim_invert(model, z0, cond, STEPS, GUIDANCE, null)
+    nti, nti_seconds = _timed(lambda: md.null_text_invert(model, z0, cond, null, STEPS, GUIDANCE))
+    glob = md.null_text_invert(model, z0, cond, null, STEPS, GUIDANCE, per_step=False)
+    figures = {
+        "vae_psnr": md.psnr(images, model.decode(z0)),
+        "ddim_w1_psnr": decode_psnr(md.ddim_sample(model, zT_1, cond, STEPS)),
+        "ddim_w7_5_psnr": decode_psnr(md.ddim_sample(model, zT_75, cond, STEPS, GUIDANCE, null)),
+        "nti_psnr": decode_psnr(md.ddim_sample(model, nti.latent, cond, STEPS, GUIDANCE, nti.nulls)),
+        "nti_global_psnr": decode_psnr(md.ddim_sample(model, glob.latent, cond, STEPS, GUIDANCE, glob.nulls)),
+        "nti_seconds_per_image": nti_seconds / N_IMAGES,
+        "nti_mean_inner_iters": float(np.mean(nti.inner_iters)),
+    }
+
+    figures["ddim_psnr"], figures["freeinv_psnr"] = {}, {}
+    ddim_time = freeinv_time = 0.0
+    for steps in (10, 20, 50):
+        zD, t_d = _timed(lambda: md.ddim_invert(model, z0, cond, steps))
+        (zF, schedule), t_f = _timed(lambda: md.freeinv_invert(model, z0, cond, steps, generator=torch.Generator().manual_seed(0)))
+        ddim_time, freeinv_time = ddim_time + t_d, freeinv_time + t_f
+        figures["ddim_psnr"][str(steps)] = round(decode_psnr(md.ddim_sample(model, zD, cond, steps)), 3)
+        figures["freeinv_psnr"][str(steps)] = round(decode_psnr(md.freeinv_sample(model, zF, schedule, cond, steps)), 3)
+    figures["ddim_invert_seconds"], figures["freeinv_invert_seconds"] = ddim_time, freeinv_time
+
+    rng = np.random.default_rng(0)
+    targets = [edit_scene(s, *random_edit(s, rng)) for s in scenes]
+    truth, keep = render(targets), torch.stack([~change_mask(s, t) for s, t in zip(scenes, targets)])
+    for name, latent, nulls in (("nti", nti.latent, lambda i: [n[i:i + 1] for n in nti.nulls]), ("ddim", zT_75, lambda i: null)):
+        edited = torch.stack([
+            model.decode(p2p_sample(model, latent[i:i + 1], P2PEdit(caption(s), caption(t)), STEPS, GUIDANCE, nulls(i)))[1]
+            for i, (s, t) in enumerate(zip(scenes, targets))])
+        figures[f"p2p_{name}_background_psnr"] = md.masked_psnr(edited, truth, keep)
+        figures[f"p2p_{name}_edit_acc"] = prompt_accuracy(edited, [caption(t) for t in targets])
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}
