@@ -34,3 +34,16 @@ def test_nearest_share_mmd_spread_psnr():
     torch.testing.assert_close(per_mode_spread(y, FLOWEDIT_TARGET.means), torch.ones(2), atol=0.15, rtol=0)
     img = torch.rand(2, 3, 8, 8) * 2 - 1
     assert abs(psnr(img, img + 0.02) - 20 * torch.log10(torch.tensor(2 / 0.02)).item()) < 1e-3
+
+
+def test_masked_psnr_counts_only_the_mask():
+    x = torch.zeros(2, 3, 4, 4)
+    y = x.clone()
+    y[:, :, :2] = 1.0  # top half wrong by 1
+    keep = torch.zeros(2, 1, 4, 4, dtype=torch.bool)
+    keep[:, :, 2:] = True
+    keep[:, :, 0, 0] = True  # one wrong pixel of 9 kept
+    from minidiff import masked_psnr
+
+    expected = 10 * torch.log10(torch.tensor(4.0) / (1 / 9)).item()
+    assert abs(masked_psnr(x, y, keep) - expected) < 1e-4
