@@ -15,6 +15,7 @@ Random initialisation from these configs is also how the tests exercise the full
 from __future__ import annotations
 
 from pathlib import Path
+from tempfile import mkdtemp
 
 from diffusers import (
     AutoencoderKL,
@@ -68,19 +69,20 @@ def build_vae() -> AutoencoderKL:
     return AutoencoderKL(**VAE_CONFIG)
 
 
-def build_tiny_sd(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path = "/tmp/minidiff-tokenizer") -> StableDiffusionPipeline:
-    """A randomly initialised tiny-sd pipeline (the given VAE, or a new one)."""
+def build_tiny_sd(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path | None = None) -> StableDiffusionPipeline:
+    """A randomly initialised tiny-sd pipeline (the given VAE, or a new one); the tokenizer files are
+    written to ``tokenizer_dir`` (a new temporary folder by default)."""
     return StableDiffusionPipeline(
         vae=vae or build_vae(), text_encoder=CLIPTextModel(text_config()),
-        tokenizer=build_word_tokenizer(list(VOCAB), tokenizer_dir, TEXT_LEN),
+        tokenizer=build_word_tokenizer(list(VOCAB), tokenizer_dir or mkdtemp(), TEXT_LEN),
         unet=UNet2DConditionModel(**UNET_CONFIG), scheduler=DDIMScheduler(**SD_SCHEDULER),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
 
 
-def build_tiny_flow(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path = "/tmp/minidiff-tokenizer") -> StableDiffusion3Pipeline:
+def build_tiny_flow(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path | None = None) -> StableDiffusion3Pipeline:
     """A randomly initialised tiny-flow pipeline (SD3 architecture, no T5)."""
-    tokenizer = build_word_tokenizer(list(VOCAB), tokenizer_dir, TEXT_LEN)
+    tokenizer = build_word_tokenizer(list(VOCAB), tokenizer_dir or mkdtemp(), TEXT_LEN)
     return StableDiffusion3Pipeline(
         transformer=SD3Transformer2DModel(**TRANSFORMER_CONFIG),
         scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=1.0),
