@@ -12,20 +12,22 @@ from toy.tiny_models import build_tiny_flow, build_tiny_sd
 PROMPT = "a red circle on a blue background"
 
 
+def _saved_and_loaded(tmp_path_factory, build):
+    """A random pipeline from ``build``, saved with save_pretrained and loaded back by load_pipeline."""
+    folder = tmp_path_factory.mktemp("pipeline")
+    torch.manual_seed(0)
+    build(tokenizer_dir=folder / "tok").save_pretrained(folder / "pipe")
+    return load_pipeline(str(folder / "pipe"), device="cpu")
+
+
 @pytest.fixture(scope="module")
 def sd(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-sd")
-    torch.manual_seed(0)
-    build_tiny_sd(tokenizer_dir=folder / "tok").save_pretrained(folder / "pipe")
-    return load_pipeline(str(folder / "pipe"), device="cpu")
+    return _saved_and_loaded(tmp_path_factory, build_tiny_sd)
 
 
 @pytest.fixture(scope="module")
 def flow(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tiny-flow")
-    torch.manual_seed(0)
-    build_tiny_flow(tokenizer_dir=folder / "tok").save_pretrained(folder / "pipe")
-    return load_pipeline(str(folder / "pipe"), device="cpu")
+    return _saved_and_loaded(tmp_path_factory, build_tiny_flow)
 
 
 def test_loading_picks_the_adapter(sd, flow):
