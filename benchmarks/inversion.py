@@ -12,7 +12,6 @@ import minidiff as md
 from minidiff.p2p import P2PEdit, p2p_sample
 from minidiff.pipelines import load_pipeline
 from toy.shapes import caption, change_mask, edit_scene, heldout_scenes, prompt_accuracy, random_edit, render
-from toy.tiny_models import resolve
 
 N_IMAGES, STEPS, GUIDANCE = 20, 50, 7.5
 
@@ -24,7 +23,7 @@ def _timed(fn):
 
 
 def run() -> dict:
-    model = load_pipeline(resolve("tiny-sd"), device="cpu")
+    model = load_pipeline("tiny-sd", device="cpu")
     scenes = heldout_scenes(N_IMAGES, seed=100)
     images, prompts = render(scenes), [caption(s) for s in scenes]
     z0, cond, null = model.encode(images), model.embed(prompts), model.null
@@ -48,10 +47,10 @@ def run() -> dict:
     ddim_time = freeinv_time = 0.0
     for steps in (10, 20, 50):
         zD, t_d = _timed(lambda: md.ddim_invert(model, z0, cond, steps))
-        (zF, schedule), t_f = _timed(lambda: md.freeinv_invert(model, z0, cond, steps, generator=torch.Generator().manual_seed(0)))
+        inv, t_f = _timed(lambda: md.freeinv_invert(model, z0, cond, steps, generator=torch.Generator().manual_seed(0)))
         ddim_time, freeinv_time = ddim_time + t_d, freeinv_time + t_f
         figures["ddim_psnr"][str(steps)] = round(decode_psnr(md.ddim_sample(model, zD, cond, steps)), 3)
-        figures["freeinv_psnr"][str(steps)] = round(decode_psnr(md.freeinv_sample(model, zF, schedule, cond, steps)), 3)
+        figures["freeinv_psnr"][str(steps)] = round(decode_psnr(md.freeinv_sample(model, inv.latent, inv.schedule, cond, steps)), 3)
     figures["ddim_invert_seconds"], figures["freeinv_invert_seconds"] = ddim_time, freeinv_time
 
     rng = np.random.default_rng(0)

@@ -9,7 +9,7 @@ import torch
 import minidiff as md
 from minidiff.pipelines import load_pipeline
 from toy.shapes import caption, heldout_scenes, prompt_accuracy, render
-from toy.tiny_models import WEIGHTS, resolve
+from toy.tiny_models import WEIGHTS
 
 N_PROMPTS = 120
 SD_GUIDANCE, FLOW_GUIDANCE = 7.5, 5.0
@@ -23,8 +23,8 @@ def weights_mb() -> float:
 def run() -> dict[str, float]:
     scenes = heldout_scenes(N_PROMPTS, seed=1)
     prompts = [caption(s) for s in scenes]
-    sd = load_pipeline(resolve("tiny-sd"), device="cpu")
-    flow = load_pipeline(resolve("tiny-flow"), device="cpu")
+    sd = load_pipeline("tiny-sd", device="cpu")
+    flow = load_pipeline("tiny-flow", device="cpu")
     images = render(scenes)
     figures = {"vae_psnr": md.psnr(images, sd.decode(sd.encode(images)))}
     figures["sd_prompt_acc"] = prompt_accuracy(md.generate(sd, prompts, SD_GUIDANCE, 50, seed=0), prompts)

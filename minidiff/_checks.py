@@ -1,6 +1,8 @@
 """Input checks shared by the methods: each error says what was wrong and what to do."""
 from __future__ import annotations
 
+import string
+
 import torch
 
 
@@ -21,10 +23,23 @@ def check_latents(x: torch.Tensor, name: str = "x") -> None:
 
 
 def check_known_words(tokenizer, prompts: list[str]) -> None:
-    """Raise a ValueError naming any word that ``tokenizer`` can only encode as its unknown token."""
+    """Raise a ValueError naming any word that ``tokenizer`` can only encode as its unknown token.
+
+    Punctuation the tokenizer does not know ("circle,") is named as the cause.
+    """
     for prompt in prompts:
         for word in prompt.split():
-            if tokenizer.unk_token_id in tokenizer(word, add_special_tokens=False).input_ids:
-                known = sorted(t[:-4] for t in tokenizer.get_vocab() if t.endswith("</w>"))
-                hint = f" Known words: {', '.join(known)}." if len(known) < 200 else ""
-                raise ValueError(f"the tokenizer does not know the word {word!r} in the prompt {prompt!r}.{hint}")
+            if not _unknown(tokenizer, word):
+                continue
+            bare = word.strip(string.punctuation)
+            if bare and bare != word and not _unknown(tokenizer, bare):
+                marks = "".join(sorted(set(word) - set(bare)))
+                raise ValueError(f"the tokenizer knows {bare!r} but not the punctuation {marks!r} in {word!r} (prompt "
+                                 f"{prompt!r}): this model's vocabulary has no punctuation; write the prompt without it.")
+            known = sorted(t[:-4] for t in tokenizer.get_vocab() if t.endswith("</w>"))
+            hint = f" Known words: {', '.join(known)}." if len(known) < 200 else ""
+            raise ValueError(f"the tokenizer does not know the word {word!r} in the prompt {prompt!r}.{hint}")
+
+
+def _unknown(tokenizer, word: str) -> bool:
+    return tokenizer.unk_token_id in tokenizer(word, add_special_tokens=False).input_ids

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import torch
 from diffusers import DDIMInverseScheduler, DDIMScheduler
-from tqdm.auto import tqdm
-
 from ._checks import check_latents, check_steps
+from ._progress import progress_bar
 from .denoiser import Denoiser, check_denoiser, guided
 
 
@@ -26,11 +25,23 @@ def ddim_schedulers(denoiser: Denoiser, steps: int) -> tuple[DDIMScheduler, DDIM
 
     Both are built from the model's own scheduler config; ``clip_sample`` is forced off because
     clamping x̂₀ to [−1, 1] (DDIMInverseScheduler's raw default) damages latents such as SD's.
+
+    With SD's ``"leading"`` spacing the grid is t_i = i·⌊T_train/steps⌋ + offset, so a count that does
+    not divide ``num_train_timesteps`` stops short of noise (300 steps would end at t = 898, 600 at
+    t = 600); such counts are refused with the nearest ones that work.
     """
     check_denoiser(denoiser, "epsilon")
     config = dict(denoiser.scheduler_config)
+    n_train, offset = config.get("num_train_timesteps", 1000), config.get("steps_offset", 0)
     # with steps_offset the last leading timestep would be num_train_timesteps itself: out of range
-    check_steps(steps, config.get("num_train_timesteps", 1000) - config.get("steps_offset", 0))
+    check_steps(steps, n_train - offset)
+    if config.get("timestep_spacing", "leading") == "leading" and n_train % steps:
+        ok = [n for n in range(1, n_train - offset + 1) if n_train % n == 0]
+        near = [n for n in (max(n for n in ok if n < steps), min((n for n in ok if n > steps), default=None)) if n]
+        raise ValueError(
+            f"steps={steps} does not divide num_train_timesteps={n_train}: DDIM's 'leading' grid would stop at "
+            f"t = {(steps - 1) * (n_train // steps) + offset}, short of noise. Use a divisor such as {' or '.join(map(str, near))}."
+        )
     sampler = DDIMScheduler.from_config(config, clip_sample=False)
     inverter = DDIMInverseScheduler.from_config(config, clip_sample=False)
     sampler.set_timesteps(steps)
@@ -38,23 +49,24 @@ def ddim_schedulers(denoiser: Denoiser, steps: int) -> tuple[DDIMScheduler, DDIM
     return sampler, inverter
 
 
-def _run(scheduler, denoiser, x, cond, guidance, null, return_trajectory, progress, desc, transforms=None):
+def _run(scheduler, denoiser, x, *, cond, guidance, null, transforms, trajectory, progress, desc):
     """x ← scheduler.step(ε̂(x, t), t, x) for each of the scheduler's timesteps.
 
     ``null`` may be a list with one unconditional embedding per step (null-text inversion's ∅_t);
     ``transforms`` a list with one invertible transformation f per step, the prediction then being
-    f⁻¹(ε̂(f(x), t)) (FreeInv).
+    f⁻¹(ε̂(f(x), t)) (FreeInv). Each new x is appended to ``trajectory`` when it is a list.
     """
-    trajectory = [x]
-    for i, t in enumerate(tqdm(scheduler.timesteps, desc=desc, disable=not progress, leave=False)):
+    record = trajectory.append if trajectory is not None else (lambda _: None)
+    record(x)
+    for i, t in enumerate(progress_bar(scheduler.timesteps, desc, progress)):
         null_t = null[i] if isinstance(null, list) else null
         if transforms is None:
             eps = guided(denoiser, x, t, cond, guidance, null_t)
         else:
             eps = transforms[i].inverse(guided(denoiser, transforms[i](x), t, cond, guidance, null_t))
         x = scheduler.step(eps, t, x).prev_sample
-        trajectory.append(x)
-    return (x, trajectory) if return_trajectory else x
+        record(x)
+    return x
 
 
 @torch.no_grad()
@@ -65,10 +77,11 @@ def ddim_invert(
     steps: int = 50,
     guidance: float = 1.0,
     null: torch.Tensor | None = None,
-    return_trajectory: bool = False,
-    progress: bool = False,
+    *,
     transforms: list | None = None,
-) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+    trajectory: list | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
     """DDIM inversion: run the deterministic DDIM ODE from data up to noise.
 
     Args:
@@ -79,17 +92,18 @@ def ddim_invert(
         guidance: classifier-free guidance scale w used while inverting (1 = none).
         null: unconditional embedding, needed when ``guidance != 1``; or a list of T embeddings, one
             per step in the order the steps run (null-text inversion's ∅_t).
-        return_trajectory: also return the list [x_0, x_{t_1}, …, x_{t_T}] (T + 1 tensors).
-        progress: show a tqdm progress bar.
         transforms: optional list of T invertible transformations f, one per step, in the order the
             steps run; the prediction is then f⁻¹(ε̂(f(x))) (FreeInv, :mod:`minidiff.freeinv`).
+        trajectory: a list to which x_0, x_{t_1}, …, x_{t_T} (T + 1 tensors) are appended.
+        progress: show a tqdm progress bar.
 
     Returns:
-        x_T, shape (B, ...), and optionally the trajectory.
+        x_T, shape (B, ...).
     """
     check_latents(x0, "x0")
     _, inverter = ddim_schedulers(denoiser, steps)
-    return _run(inverter, denoiser, x0, cond, guidance, null, return_trajectory, progress, "DDIM inversion", transforms)
+    return _run(inverter, denoiser, x0, cond=cond, guidance=guidance, null=null, transforms=transforms,
+                trajectory=trajectory, progress=progress, desc="DDIM inversion")
 
 
 @torch.no_grad()
@@ -100,15 +114,17 @@ def ddim_sample(
     steps: int = 50,
     guidance: float = 1.0,
     null: torch.Tensor | None = None,
-    return_trajectory: bool = False,
-    progress: bool = False,
+    *,
     transforms: list | None = None,
-) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+    trajectory: list | None = None,
+    progress: bool = False,
+) -> torch.Tensor:
     """Deterministic DDIM sampling (η = 0) from x_T down to x_0.
 
-    Arguments as in :func:`ddim_invert`; the trajectory is [x_{t_T}, …, x_{t_1}, x_0], the
-    inversion trajectory's order reversed.
+    Arguments as in :func:`ddim_invert`; ``trajectory`` receives [x_{t_T}, …, x_{t_1}, x_0], the
+    inversion trajectory's order reversed. Returns x_0, shape (B, ...).
     """
     check_latents(xT, "xT")
     sampler, _ = ddim_schedulers(denoiser, steps)
-    return _run(sampler, denoiser, xT, cond, guidance, null, return_trajectory, progress, "DDIM sampling", transforms)
+    return _run(sampler, denoiser, xT, cond=cond, guidance=guidance, null=null, transforms=transforms,
+                trajectory=trajectory, progress=progress, desc="DDIM sampling")

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
-from tqdm.auto import tqdm
-
 from ._checks import check_latents, check_steps
+from ._progress import progress_bar
 from .denoiser import Denoiser, check_denoiser, guided
 
 
@@ -28,13 +27,15 @@ def flow_sigmas(denoiser: Denoiser, steps: int) -> torch.Tensor:
     return scheduler.sigmas.float()
 
 
-def _euler(denoiser, x, grid, cond, guidance, null, return_trajectory, progress, desc):
-    """x ← x + (t' − t)·v̂(x, t) for consecutive times (t, t') of ``grid``."""
-    trajectory = [x]
-    for t, t_next in tqdm(list(zip(grid[:-1], grid[1:])), desc=desc, disable=not progress, leave=False):
+def _euler(denoiser, x, grid, *, cond, guidance, null, trajectory=None, progress=False, desc=""):
+    """x ← x + (t' − t)·v̂(x, t) for consecutive times (t, t') of ``grid``; each x is appended to
+    ``trajectory`` when it is a list."""
+    record = trajectory.append if trajectory is not None else (lambda _: None)
+    record(x)
+    for t, t_next in progress_bar(list(zip(grid[:-1], grid[1:])), desc, progress):
         x = x + (t_next - t) * guided(denoiser, x, t, cond, guidance, null)
-        trajectory.append(x)
-    return (x, trajectory) if return_trajectory else x
+        record(x)
+    return x
 
 
 @torch.no_grad()
@@ -45,16 +46,18 @@ def flow_sample(
     steps: int = 50,
     guidance: float = 1.0,
     null: torch.Tensor | None = None,
-    return_trajectory: bool = False,
+    *,
+    trajectory: list | None = None,
     progress: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+) -> torch.Tensor:
     """Euler integration of dx/dt = v_θ(x, t) from t = 1 (noise ``x1``, shape (B, ...)) to t = 0.
 
-    Returns x_0 and optionally the trajectory [x_{t_0}, …, x_{t_T}] (T + 1 tensors).
+    Returns x_0; ``trajectory``, a list, receives [x_{t_0}, …, x_{t_T}] (T + 1 tensors).
     """
     check_latents(x1, "x1")
     sigmas = flow_sigmas(denoiser, steps)
-    return _euler(denoiser, x1, sigmas, cond, guidance, null, return_trajectory, progress, "flow sampling")
+    return _euler(denoiser, x1, sigmas, cond=cond, guidance=guidance, null=null, trajectory=trajectory,
+                  progress=progress, desc="flow sampling")
 
 
 @torch.no_grad()
@@ -65,14 +68,16 @@ def flow_invert(
     steps: int = 50,
     guidance: float = 1.0,
     null: torch.Tensor | None = None,
-    return_trajectory: bool = False,
+    *,
+    trajectory: list | None = None,
     progress: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+) -> torch.Tensor:
     """Euler integration of the same ODE backwards, from data ``x0`` (B, ...) at t = 0 up to t = 1.
 
     Each step uses the velocity at the current (less noisy) point, the flow analogue of DDIM
-    inversion's approximation. Returns x_1 and optionally the trajectory [x_{t_T}, …, x_{t_0}].
+    inversion's approximation. Returns x_1; ``trajectory`` receives [x_{t_T}, …, x_{t_0}].
     """
     check_latents(x0, "x0")
     sigmas = flow_sigmas(denoiser, steps)
-    return _euler(denoiser, x0, sigmas.flip(0), cond, guidance, null, return_trajectory, progress, "flow inversion")
+    return _euler(denoiser, x0, sigmas.flip(0), cond=cond, guidance=guidance, null=null, trajectory=trajectory,
+                  progress=progress, desc="flow inversion")

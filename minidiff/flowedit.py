@@ -13,9 +13,8 @@ the last ``n_min`` steps are plain target sampling from the noised edit (an SDEd
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
-
 from ._checks import check_latents, check_steps
+from ._progress import progress_bar
 from .denoiser import Denoiser, guided
 from .flow import _euler, flow_sigmas
 
@@ -35,9 +34,9 @@ def flowedit(
     null: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
     target: Denoiser | None = None,
-    return_trajectory: bool = False,
+    trajectory: list | None = None,
     progress: bool = False,
-) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+) -> torch.Tensor:
     """Edit ``x_src`` from the source condition to the target condition (FlowEdit, Algorithm 1).
 
     Args:
@@ -55,11 +54,11 @@ def flowedit(
         generator: random generator for the noise N_t (fresh each step), for reproducibility.
         target: a second velocity model giving V_tar (e.g. a flow trained on the target
             distribution); ``cond_tar`` is then passed to it.
-        return_trajectory: also return [Z at each run step…, final Z].
+        trajectory: a list to which Z^{FE} is appended: X_src, then Z after each step run.
         progress: show a tqdm progress bar.
 
     Returns:
-        The edited latents, shape (B, ...), and optionally the trajectory of Z^{FE}.
+        The edited latents, shape (B, ...).
     """
     check_latents(x_src, "x_src")
     check_steps(steps, 1000)
@@ -72,9 +71,10 @@ def flowedit(
     def noise() -> torch.Tensor:
         return torch.randn(x_src.shape, generator=generator, dtype=x_src.dtype).to(x_src.device)
 
+    record = trajectory.append if trajectory is not None else (lambda _: None)
     z = x_src
-    trajectory = [z]
-    for i in tqdm(range(steps - n_max, steps - n_min), desc="FlowEdit", disable=not progress, leave=False):
+    record(z)
+    for i in progress_bar(range(steps - n_max, steps - n_min), "FlowEdit", progress):
         t, dt = sigmas[i], sigmas[i + 1] - sigmas[i]
         v_delta = torch.zeros_like(x_src)
         for _ in range(n_avg):
@@ -84,11 +84,14 @@ def flowedit(
             v_src = guided(denoiser, z_src, t, cond_src, guidance_src, null)
             v_delta += (v_tar - v_src) / n_avg
         z = z + dt * v_delta
-        trajectory.append(z)
+        record(z)
     if n_min > 0:
-        # SDEdit tail: noise the edit to t_{T - n_min} with one fresh draw, then follow V_tar alone.
+        # SDEdit tail from Z^tar_t = Z^FE + Z^src_t − X_src with one fresh draw (Alg. 1's last line),
+        # then V_tar alone.
         i0 = steps - n_min
         z = z + sigmas[i0] * (noise() - x_src)
-        z, tail = _euler(target, z, sigmas[i0:], cond_tar, guidance_tar, null, True, False, "")
-        trajectory += tail[1:]
-    return (z, trajectory) if return_trajectory else z
+        tail = []
+        z = _euler(target, z, sigmas[i0:], cond=cond_tar, guidance=guidance_tar, null=null, trajectory=tail)
+        for z_tail in tail[1:]:
+            record(z_tail)
+    return z

@@ -24,7 +24,8 @@ class Transform:
     """An invertible transformation of latents: ``quarter_turns`` × 90° rotation, then an optional flip.
 
     Latents (B, C, H, W) rotate over their two spatial axes and flip left-right; 2D points (B, 2)
-    rotate about the origin and flip x ↦ −x.
+    rotate about the origin and flip x ↦ −x. Anything else is refused: there is no rotation of a
+    (B, D) vector with D ≠ 2, and a quarter turn of a non-square latent changes its shape.
     """
 
     quarter_turns: int = 0
@@ -43,8 +44,20 @@ class Transform:
         return _rotate(x, -self.quarter_turns)
 
 
+def _is_points(x: torch.Tensor) -> bool:
+    """True for 2D points (B, 2), False for square latents (B, C, H, H); a ValueError otherwise."""
+    if x.dim() == 2 and x.shape[1] == 2:
+        return True
+    if x.dim() == 4 and x.shape[-1] == x.shape[-2]:
+        return False
+    raise ValueError(
+        f"FreeInv's transformations act on 2D points of shape (B, 2) or square latents (B, C, H, H), got shape "
+        f"{tuple(x.shape)}; pack other data into one of these shapes or pass transforms that handle it."
+    )
+
+
 def _rotate(x: torch.Tensor, k: int) -> torch.Tensor:
-    if x.dim() == 2:  # points (B, 2): (x, y) ↦ (−y, x) per quarter turn
+    if _is_points(x):  # points (B, 2): (x, y) ↦ (−y, x) per quarter turn
         for _ in range(k % 4):
             x = torch.stack([-x[:, 1], x[:, 0]], 1)
         return x
@@ -52,7 +65,7 @@ def _rotate(x: torch.Tensor, k: int) -> torch.Tensor:
 
 
 def _flip(x: torch.Tensor) -> torch.Tensor:
-    return torch.stack([-x[:, 0], x[:, 1]], 1) if x.dim() == 2 else x.flip(-1)
+    return torch.stack([-x[:, 0], x[:, 1]], 1) if _is_points(x) else x.flip(-1)
 
 
 IDENTITY = Transform()
@@ -78,6 +91,20 @@ def random_schedule(steps: int, transforms=ROTATIONS, generator: torch.Generator
     return [transforms[i] for i in idx.tolist()]
 
 
+@dataclass
+class FreeInvInversion:
+    """What :func:`freeinv_invert` returns.
+
+    Attributes:
+        latent: x_T, shape (B, ...).
+        schedule: the transformation used at each inversion step, in the order the steps ran; pass
+            it to :func:`freeinv_sample`, which pops it last in, first out.
+    """
+
+    latent: torch.Tensor
+    schedule: list[Transform]
+
+
 def freeinv_invert(
     denoiser: Denoiser,
     x0: torch.Tensor,
@@ -85,21 +112,20 @@ def freeinv_invert(
     steps: int = 50,
     guidance: float = 1.0,
     null: torch.Tensor | None = None,
+    *,
     transforms=ROTATIONS,
     generator: torch.Generator | None = None,
     schedule: list[Transform] | None = None,
-    return_trajectory: bool = False,
-):
+    trajectory: list | None = None,
+) -> FreeInvInversion:
     """FreeInv inversion of ``x0`` (B, ...): DDIM inversion whose step i predicts the noise through
     the transformation ``schedule[i]`` (drawn from ``transforms`` unless given).
 
-    Returns:
-        (x_T, schedule) — pass the schedule to :func:`freeinv_sample` — or, with
-        ``return_trajectory``, (x_T, trajectory, schedule).
+    ``trajectory``, a list, receives x_0, …, x_T as in :func:`~minidiff.ddim_invert`.
     """
     schedule = list(schedule) if schedule is not None else random_schedule(steps, transforms, generator)
-    out = ddim_invert(denoiser, x0, cond, steps, guidance, null, return_trajectory, transforms=schedule)
-    return (*out, schedule) if return_trajectory else (out, schedule)
+    latent = ddim_invert(denoiser, x0, cond, steps, guidance, null, transforms=schedule, trajectory=trajectory)
+    return FreeInvInversion(latent, schedule)
 
 
 def freeinv_sample(
@@ -110,8 +136,9 @@ def freeinv_sample(
     steps: int = 50,
     guidance: float = 1.0,
     null=None,
-    return_trajectory: bool = False,
-):
+    *,
+    trajectory: list | None = None,
+) -> torch.Tensor:
     """Reconstruction (or an edit's source branch) from FreeInv's x_T, popping the inversion's
     transformations in reverse order so each timestep uses the transformation it was inverted with."""
-    return ddim_sample(denoiser, xT, cond, steps, guidance, null, return_trajectory, transforms=schedule[::-1])
+    return ddim_sample(denoiser, xT, cond, steps, guidance, null, transforms=schedule[::-1], trajectory=trajectory)

@@ -8,7 +8,8 @@ the current latent :math:`\\bar z_t` lands on the pivot:
 .. math:: \\min_{\\varnothing_t} \\big\\| z^*_{t-1} - \\mathrm{DDIM}\\big(\\bar z_t, t,
           \\varepsilon(\\bar z_t, \\varnothing_t) + w\\,[\\varepsilon(\\bar z_t, c) - \\varepsilon(\\bar z_t, \\varnothing_t)]\\big)\\big\\|^2
 
-with Adam (lr 1e-2·(1 − i/100)), at most N inner iterations, early stop when the loss falls below
+with Adam (lr 1e-2·(1 − i/100) at the paper's T = 50, here lr·(1 − i/(2T)) so that it stays positive for
+any T), at most N inner iterations, early stop of each image when its own loss falls below
 1e-5 + i·2e-5; ∅_t starts from ∅_{t+1}; then :math:`\\bar z_{t-1}` is the guided step with the optimised
 ∅_t. Sampling from :math:`z^*_T` with the list of ∅_t (``ddim_sample(..., null=nulls)``) reconstructs
 the input at guidance w, and Prompt-to-Prompt edits start from the same point.
@@ -18,9 +19,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from tqdm.auto import tqdm
-
 from ._checks import check_latents
+from ._progress import progress_bar
 from .ddim import ddim_invert, ddim_schedulers
 from .denoiser import Denoiser, guided
 
@@ -33,14 +33,15 @@ class NullTextInversion:
         latent: z*_T, the pivot's noise end, shape (B, ...).
         nulls: the optimised ∅_t, one per sampling step in sampling order, each (B, ...): one per image.
         pivot: the w = 1 DDIM inversion trajectory [z*_0, …, z*_T].
-        inner_iters: how many inner Adam iterations each step used (early stop included).
-        losses: the final inner loss of each step.
+        inner_iters: the inner Adam iterations each step used, averaged over the images (each image
+            stops early on its own loss).
+        losses: the last inner loss of each step, averaged over the images.
     """
 
     latent: torch.Tensor
     nulls: list[torch.Tensor]
     pivot: list[torch.Tensor]
-    inner_iters: list[int]
+    inner_iters: list[float]
     losses: list[float]
 
 
@@ -67,8 +68,9 @@ def null_text_invert(
         steps: DDIM steps T.
         guidance: the CFG scale w the reconstruction will use (paper: 7.5).
         inner_steps: N, the most Adam iterations per step (paper: 10); 0 leaves ∅ untouched.
-        lr: Adam's learning rate at the first step, decayed as lr·(1 − i/100).
-        early_stop: ε of the early-stop threshold ε + i·2e-5.
+        lr: Adam's learning rate at the first step, decayed linearly to lr/2 at the last,
+            lr·(1 − i/(2T)) (the paper's lr·(1 − i/100) at T = 50).
+        early_stop: ε of the early-stop threshold ε + i·2e-5, applied to each image's own loss.
         per_step: True optimises one ∅_t per step (the method); False is the paper's global
             ablation: a single ∅ for all steps, optimised with the same budget — ``inner_steps``
             passes down the trajectory, one Adam step per timestep per pass.
@@ -76,51 +78,61 @@ def null_text_invert(
     """
     check_latents(x0, "x0")
     if x0.dtype != torch.float32:
-        raise ValueError(f"null-text inversion needs float32 (got {x0.dtype}): half precision breaks the optimisation.")
-    _, pivot = ddim_invert(denoiser, x0, cond, steps, 1.0, return_trajectory=True)
+        raise ValueError(f"null-text inversion runs in float32, got {x0.dtype}: pass x0.float() (and a float32 model).")
+    pivot = []
+    ddim_invert(denoiser, x0, cond, steps, 1.0, trajectory=pivot)
     sampler, _ = ddim_schedulers(denoiser, steps)
     # one ∅ per image: expand a shared (1, ...) null to the batch
     null_t = null.detach().expand(x0.shape[0], *null.shape[1:]).clone()
     if not per_step:
-        return _global(denoiser, sampler, pivot, cond, null_t, guidance, inner_steps, lr, progress)
+        return _global(denoiser, sampler, pivot, cond=cond, null=null_t, guidance=guidance, passes=inner_steps, lr=lr,
+                       progress=progress)
     z, nulls, iters, losses = pivot[-1], [], [], []
-    for i, t in enumerate(tqdm(sampler.timesteps, desc="null-text inversion", disable=not progress, leave=False)):
+    for i, t in enumerate(progress_bar(sampler.timesteps, "null-text inversion", progress)):
         null_t = null_t.detach().clone().requires_grad_(True)  # ∅_t starts from ∅_{t+1}
-        opt = torch.optim.Adam([null_t], lr=lr * (1 - i / 100))
-        used, loss_value = 0, float("nan")
+        opt = torch.optim.Adam([null_t], lr=lr * (1 - i / (2 * steps)))
+        done = torch.zeros(x0.shape[0], dtype=torch.bool)
+        used = torch.zeros(x0.shape[0])
+        last = torch.full((x0.shape[0],), float("nan"))
         for _ in range(inner_steps):
-            loss = _step_loss(denoiser, sampler, z, t, cond, null_t, guidance, pivot[-(i + 2)])
+            per_image = _step_loss(denoiser, sampler, z, t, cond, null_t, guidance, pivot[-(i + 2)])
+            kept = null_t.detach()[done].clone()
             opt.zero_grad()
-            loss.backward()
+            per_image.sum().backward()  # the sum keeps each image's gradient its own
             opt.step()
-            used, loss_value = used + 1, loss.item()
-            if loss_value < early_stop + i * 2e-5:
+            with torch.no_grad():
+                null_t[done] = kept  # images that already stopped stay where they stopped
+            last = torch.where(done, last, per_image.detach())
+            used += (~done).float()
+            done |= per_image.detach() < early_stop + i * 2e-5
+            if done.all():
                 break
         nulls.append(null_t.detach().clone())
-        iters.append(used)
-        losses.append(loss_value)
+        iters.append(used.mean().item())
+        losses.append(last.mean().item())
         with torch.no_grad():
             z = sampler.step(guided(denoiser, z, t, cond, guidance, nulls[-1]), t, z).prev_sample
     return NullTextInversion(pivot[-1], nulls, pivot, iters, losses)
 
 
 def _step_loss(denoiser, sampler, z, t, cond, null, guidance, target):
-    """‖z*_{t−1} − DDIM step of z̄_t with CFG ε̂(∅)‖², differentiable in ∅ only."""
+    """Per-image mean of (z*_{t−1} − DDIM step of z̄_t with CFG ε̂(∅))², shape (B,), differentiable in ∅ only."""
     with torch.no_grad():
         eps_c = denoiser(z, t, cond)
     eps_u = denoiser(z, t, null)
-    return torch.nn.functional.mse_loss(sampler.step(eps_u + guidance * (eps_c - eps_u), t, z).prev_sample, target)
+    step = sampler.step(eps_u + guidance * (eps_c - eps_u), t, z).prev_sample
+    return ((step - target) ** 2).flatten(1).mean(1)
 
 
-def _global(denoiser, sampler, pivot, cond, null, guidance, passes, lr, progress) -> NullTextInversion:
+def _global(denoiser, sampler, pivot, *, cond, null, guidance, passes, lr, progress) -> NullTextInversion:
     """The global-∅ ablation: one ∅ shared by every step, ``passes`` sweeps down the trajectory."""
     null = null.requires_grad_(True)
     opt = torch.optim.Adam([null], lr=lr)
     losses = []
-    for _ in tqdm(range(passes), desc="global null-text", disable=not progress, leave=False):
+    for _ in progress_bar(range(passes), "global null-text", progress):
         z, losses = pivot[-1], []
         for i, t in enumerate(sampler.timesteps):
-            loss = _step_loss(denoiser, sampler, z, t, cond, null, guidance, pivot[-(i + 2)])
+            loss = _step_loss(denoiser, sampler, z, t, cond, null, guidance, pivot[-(i + 2)]).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()

@@ -14,33 +14,101 @@ Both also give ``embed(prompts)``, ``null`` (the embedding of the empty prompt),
 """
 from __future__ import annotations
 
+import socket
+from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
+from urllib.parse import urlparse
+
 import numpy as np
 import torch
 from diffusers import DiffusionPipeline
+from huggingface_hub import constants as hf_constants
+from huggingface_hub import try_to_load_from_cache
 
 from ._checks import check_known_words, check_latents
 
 
 def _device(device: str | torch.device | None) -> torch.device:
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    """CUDA when available and ``device`` is None; a clear error for a device this PyTorch cannot use."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={str(device)!r}, but this PyTorch sees no CUDA GPU (a CPU build, or no GPU visible); "
+                         "use device='cpu', or leave device unset to pick CUDA when there is one.")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device='mps', but MPS is not available here; use device='cpu'.")
+    return device
+
+
+def registered_models() -> dict[str, EntryPoint]:
+    """Model names that packages register under the ``minidiff.models`` entry-point group (the
+    course's ``toy`` registers "tiny-sd" and "tiny-flow"); each maps a name to a local folder."""
+    return {ep.name: ep for ep in entry_points(group="minidiff.models")}
+
+
+def locate(model: str) -> str:
+    """The folder or hub id that ``from_pretrained`` should read for ``model``, checked.
+
+    * a registered name ("tiny-sd") → its shipped folder;
+    * a local folder → itself, if it holds a ``save_pretrained`` pipeline (``model_index.json``);
+    * anything that looks like a path (``./x``, ``/x``, ``~/x``, ``a/b/c``) but is no folder → FileNotFoundError;
+    * a hub id ("org/name") → itself when it is in the local Hugging Face cache or the hub can be
+      reached; otherwise an OSError within seconds that says how to get it, instead of minutes of retries.
+    """
+    names = registered_models()
+    if model in names:
+        return str(names[model].load()(model))
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "model_index.json").exists():
+            raise FileNotFoundError(f"{path} has no model_index.json: it is not a diffusers pipeline folder. Pass the folder "
+                                    "that save_pretrained wrote (it holds model_index.json and one folder per component).")
+        return str(path)
+    if model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model or path.exists():
+        raise FileNotFoundError(f"no pipeline folder at {model!r}. Known model names: {', '.join(sorted(names)) or 'none'}; "
+                                "or pass a hub id such as 'stable-diffusion-v1-5/stable-diffusion-v1-5'.")
+    if try_to_load_from_cache(model, "model_index.json") is not None:
+        return model
+    if hf_constants.HF_HUB_OFFLINE or not _hub_reachable():
+        raise OSError(
+            f"{model!r} is not a known model name ({', '.join(sorted(names))}), not a local folder, and not in the "
+            f"Hugging Face cache ({hf_constants.HF_HUB_CACHE}); this machine cannot reach the hub"
+            f"{' (HF_HUB_OFFLINE is set)' if hf_constants.HF_HUB_OFFLINE else ''}. Either download it on a connected machine "
+            f"(huggingface-cli download {model}) and copy the cache folder here, or pass the local folder that "
+            "save_pretrained wrote."
+        )
+    return model
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether a TCP connection to the hub's endpoint opens within ``timeout`` seconds."""
+    url = urlparse(hf_constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or (443 if url.scheme == "https" else 80)), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
 
 
 def load_pipeline(model: str, device: str | torch.device | None = None, dtype: torch.dtype = torch.float32):
-    """Load a pipeline by hub id or local folder and wrap it in its minidiff adapter.
+    """Load a pipeline by name, local folder or hub id and wrap it in its minidiff adapter.
 
     Args:
-        model: e.g. ``"stable-diffusion-v1-5/stable-diffusion-v1-5"``,
-            ``"stabilityai/stable-diffusion-3-medium-diffusers"`` or a local ``save_pretrained`` folder.
+        model: a registered name (``"tiny-sd"``, ``"tiny-flow"``), a local ``save_pretrained`` folder, or a
+            hub id such as ``"stable-diffusion-v1-5/stable-diffusion-v1-5"`` or
+            ``"stabilityai/stable-diffusion-3-medium-diffusers"`` (see :func:`locate`).
         device: defaults to CUDA when available, else CPU.
         dtype: torch.float32, or half precision on a GPU.
     """
     device = _device(device)
     if device.type == "cpu" and dtype in (torch.float16, torch.bfloat16):
         raise ValueError(f"{dtype} on the CPU is not supported here (slow, and inaccurate for inversion); use dtype=torch.float32.")
-    index = DiffusionPipeline.load_config(model)
+    source = locate(model)
+    index = DiffusionPipeline.load_config(source)
     # components stored as [null, null] (SD3 without T5) must be passed explicitly as None
     absent = {k: None for k, v in index.items() if not k.startswith("_") and v == [None, None]}
-    pipe = DiffusionPipeline.from_pretrained(model, torch_dtype=dtype, **absent).to(device)
+    pipe = DiffusionPipeline.from_pretrained(source, torch_dtype=dtype, **absent).to(device)
     pipe.set_progress_bar_config(disable=True)
     if hasattr(pipe, "unet"):
         return StableDiffusionDenoiser(pipe)
@@ -74,15 +142,27 @@ class _ImageModel:
         return self._null
 
     def to_tensor(self, images) -> torch.Tensor:
-        """PIL image(s) or a (B, 3, H, W) tensor in [−1, 1] → (B, 3, H, W) float tensor, checked."""
+        """Image(s) → (B, 3, H, W) float tensor in [−1, 1], checked.
+
+        Accepts a PIL image or a list of them, a uint8 numpy array (H, W, 3) or (B, H, W, 3), or a
+        float tensor (B, 3, H, W) already in [−1, 1].
+        """
         size = self.image_size
-        if not isinstance(images, torch.Tensor):
+        if isinstance(images, np.ndarray):
+            images = _from_numpy(images, size)
+        elif not isinstance(images, torch.Tensor):
             images = [images] if not isinstance(images, (list, tuple)) else images
             arrays = []
             for im in images:
-                if getattr(im, "mode", "RGB") != "RGB":
+                if isinstance(im, np.ndarray):
+                    arrays.append(_from_numpy(im, size)[0].permute(1, 2, 0).numpy())
+                    continue
+                if not hasattr(im, "mode") or not hasattr(im, "size"):
+                    raise TypeError(f"got a {type(im).__name__}; pass PIL images, a uint8 numpy array (H, W, 3) or a "
+                                    f"float tensor (B, 3, {size}, {size}) in [-1, 1].")
+                if im.mode != "RGB":
                     raise ValueError(f"image mode is {im.mode!r}; this model needs RGB: use image.convert('RGB').")
-                if getattr(im, "size", (size, size)) != (size, size):
+                if im.size != (size, size):
                     raise ValueError(f"image is {im.size[0]}×{im.size[1]}; this model needs {size}×{size}: use image.resize(({size}, {size})).")
                 arrays.append(np.asarray(im, dtype=np.float32) / 127.5 - 1)
             images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
@@ -164,3 +244,18 @@ class SD3Denoiser(_ImageModel):
         timestep = (torch.as_tensor(t, device=x.device, dtype=x.dtype) * self.scheduler_config["num_train_timesteps"]).reshape(-1).expand(b)
         return self.transformer(hidden_states=x, timestep=timestep, encoder_hidden_states=embeds.expand(b, -1, -1),
                                 pooled_projections=pooled.expand(b, -1)).sample
+
+
+def _from_numpy(array: np.ndarray, size: int) -> torch.Tensor:
+    """A uint8 array (H, W, 3) or (B, H, W, 3) → (B, 3, H, W) float tensor in [−1, 1]."""
+    if array.dtype != np.uint8:
+        raise ValueError(f"numpy images must be uint8 (0–255), got {array.dtype}; for floats in [-1, 1] pass "
+                         "torch.from_numpy(array).permute(0, 3, 1, 2) instead.")
+    if array.ndim == 3:
+        array = array[None]
+    if array.ndim != 4 or array.shape[-1] != 3:
+        hint = " (channels first? use array.transpose(1, 2, 0))" if array.ndim == 4 and array.shape[1] == 3 else ""
+        raise ValueError(f"numpy images must have shape (H, W, 3) or (B, H, W, 3), got {array.shape}{hint}.")
+    if array.shape[1:3] != (size, size):
+        raise ValueError(f"image is {array.shape[2]}×{array.shape[1]}; this model needs {size}×{size}.")
+    return torch.from_numpy(array.astype(np.float32) / 127.5 - 1).permute(0, 3, 1, 2)

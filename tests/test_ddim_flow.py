@@ -40,7 +40,8 @@ def test_flow_inversion_of_gaussian_data_matches_the_exact_flow_map():
     mu, s = torch.tensor([[2.0, -1.0]]), 0.5
     model = ExactFlow(GaussianMixture(mu, std=s))
     x0 = mu + s * torch.randn(200, 2)
-    x1, trajectory = flow_invert(model, x0, steps=200, return_trajectory=True)
+    trajectory = []
+    x1 = flow_invert(model, x0, steps=200, trajectory=trajectory)
     assert len(trajectory) == 201
     error = (x1 - (x0 - mu) / s).abs().max()
     assert error < 0.05
@@ -56,12 +57,47 @@ def test_reconstruction_error_shrinks_with_steps():
 
 
 def test_trajectory_orders_agree():
-    model = ExactDDPM(GaussianMixture(torch.zeros(1, 2)))
-    x0 = torch.randn(4, 2)
-    _, inv = ddim_invert(model, x0, steps=5, return_trajectory=True)
-    _, smp = ddim_sample(model, inv[-1], steps=5, return_trajectory=True)
-    assert len(inv) == len(smp) == 6
-    assert torch.equal(inv[0], x0)
+    """Inversion records [x_0, x_{t_1}, …, x_{t_T}] and sampling [x_{t_T}, …, x_0], visiting the same
+    timesteps in opposite orders. For data N(μ, s²I) the probability-flow ODE is a linear map, so
+    both trajectories must follow it: reversed, one lies on the other step by step."""
+
+    class Recording(ExactDDPM):
+        def __call__(self, x, t, cond=None):
+            self.times.append(int(t))
+            return super().__call__(x, t, cond)
+
+    mu, s = torch.tensor([[2.0, -1.0]], dtype=torch.float64), 0.5
+    model = Recording(GaussianMixture(mu, std=s))
+    x0 = mu + s * torch.randn(4, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    inv, smp, model.times = [], [], []
+    xT = ddim_invert(model, x0, steps=100, trajectory=inv)
+    inv_times, model.times = model.times, []
+    ddim_sample(model, xT, steps=100, trajectory=smp)
+    assert len(inv) == len(smp) == 101 and torch.equal(inv[0], x0) and torch.equal(smp[0], xT)
+    assert inv_times == sorted(inv_times) and model.times == inv_times[::-1]
+    for k, t in enumerate(inv_times, start=1):
+        ab = float(ALPHAS_CUMPROD[t])
+        exact = math.sqrt(ab) * mu + math.sqrt(ab * s**2 + 1 - ab) / s * (x0 - mu)
+        for state in (inv[k], smp[-1 - k]):  # DDIM's discretisation error on 100 steps is ≈ 0.1
+            assert (state - exact).abs().max() < 0.15
+    assert (inv[1] - smp[1]).abs().max() > 1.0  # unreversed, the orders disagree
+
+
+@pytest.mark.parametrize("steps", [1, 10, 50, 125, 250, 500])
+def test_ddim_grid_reaches_noise(steps):
+    """The leading grid's top timestep is T_train − T_train/steps + offset: one step short of T at most."""
+    from minidiff import ddim_schedulers
+
+    sampler, inverter = ddim_schedulers(ConstantEps(), steps)
+    ratio = 1000 // steps
+    assert int(sampler.timesteps[0]) == 1000 - ratio + DDPM_CONFIG.get("steps_offset", 0)
+    assert int(inverter.timesteps[-1]) == int(sampler.timesteps[0])
+
+
+@pytest.mark.parametrize("steps, hint", [(300, "250 or 500"), (30, "25 or 40"), (600, "500")])
+def test_step_counts_that_stop_short_of_noise_are_refused(steps, hint):
+    with pytest.raises(ValueError, match=f"does not divide.*{hint}"):
+        ddim_invert(ConstantEps(), torch.zeros(2, 2), steps=steps)
 
 
 def test_guidance_one_is_a_single_call_and_needs_no_null():

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from minidiff import flowedit, flow_invert, flow_sample, nearest_mode_share, transport_cost
+from minidiff import flow_invert, flow_sample, flow_sigmas, flowedit, nearest_mode_share, transport_cost
 from toy.mixtures import FLOWEDIT_SOURCE, FLOWEDIT_TARGET, FLOWEDIT_TARGET_VARIANT, ExactFlow
 
 
@@ -26,11 +26,37 @@ def test_equal_prompts_return_the_source_exactly():
 def test_sdedit_tail_runs_and_lands_on_target():
     g = torch.Generator().manual_seed(0)
     x = FLOWEDIT_SOURCE.sample(300, g)
-    out, trajectory = flowedit(ExactFlow(FLOWEDIT_SOURCE), x, None, None, steps=20, n_max=20, n_min=5,
-                               guidance_src=1, guidance_tar=1, target=ExactFlow(FLOWEDIT_TARGET_VARIANT),
-                               generator=g, return_trajectory=True)
+    trajectory = []
+    out = flowedit(ExactFlow(FLOWEDIT_SOURCE), x, None, None, steps=20, n_max=20, n_min=5,
+                   guidance_src=1, guidance_tar=1, target=ExactFlow(FLOWEDIT_TARGET_VARIANT),
+                   generator=g, trajectory=trajectory)
     assert len(trajectory) == 1 + 15 + 5
     assert torch.cdist(out, FLOWEDIT_TARGET_VARIANT.means).min(1).values.mean() < 2.5
+
+
+def test_sdedit_tail_starts_from_the_shifted_source():
+    """Alg. 1's tail starts from Z^tar = Z^FE + Z^src_t − X_src with Z^src_t = (1 − t)X_src + tN, not from
+    SDEdit's (1 − t)Z^FE + tN. With V = cond (constant fields) every step has a closed form."""
+
+    class ConstantField:
+        prediction, scheduler_config = "velocity", ExactFlow.scheduler_config
+
+        def __call__(self, x, t, cond):
+            return torch.zeros_like(x) + cond
+
+    x = torch.randn(6, 2)
+    a = torch.tensor([[1.5, -2.0]])
+    steps, n_max, n_min = 20, 15, 5
+    out = flowedit(ConstantField(), x, torch.zeros(1, 2), a, steps=steps, n_max=n_max, n_min=n_min,
+                   guidance_src=1, guidance_tar=1, generator=torch.Generator().manual_seed(3))
+    g = torch.Generator().manual_seed(3)
+    for _ in range(n_max - n_min):  # the draws FlowEdit's steps used
+        torch.randn(x.shape, generator=g)
+    sigmas = flow_sigmas(ConstantField(), steps)
+    t_start, t_tail = sigmas[steps - n_max], sigmas[steps - n_min]
+    z_fe = x - (t_start - t_tail) * a  # dZ = (V_tar − V_src) dt = a dt, with dt < 0
+    expected = z_fe + t_tail * (torch.randn(x.shape, generator=g) - x) - t_tail * a
+    torch.testing.assert_close(out, expected, atol=1e-5, rtol=0)
 
 
 def test_bad_n_max_is_refused():

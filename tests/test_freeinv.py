@@ -1,4 +1,5 @@
 """FreeInv (Bao et al.): transformations, identity ≡ DDIM, equivariant fields, LIFO reuse."""
+import pytest
 import torch
 
 import minidiff as md
@@ -20,10 +21,20 @@ def test_transforms_invert_exactly_on_points_and_latents():
     assert torch.equal(ROTATIONS[2](latents), latents.flip(-1).flip(-2))
 
 
+@pytest.mark.parametrize("shape", [(5, 3), (5,), (2, 4, 8, 6), (2, 3, 8)])
+def test_shapes_without_a_rotation_are_refused(shape):
+    """A (B, D ≠ 2) vector used to be silently truncated to its first two coordinates."""
+    with pytest.raises(ValueError, match=r"\(B, 2\) or square latents"):
+        ROTATIONS[1](torch.randn(*shape))
+    with pytest.raises(ValueError, match=r"\(B, 2\) or square latents"):
+        FLIPS[1](torch.randn(*shape))
+
+
 def test_identity_transform_is_ddim_inversion():
     model = ExactDDPM(ring())
     x0 = model.mixture.sample(100, torch.Generator().manual_seed(0))
-    xT, schedule = md.freeinv_invert(model, x0, steps=20, schedule=[IDENTITY] * 20)
+    inv = md.freeinv_invert(model, x0, steps=20, schedule=[IDENTITY] * 20)
+    xT, schedule = inv.latent, inv.schedule
     assert torch.equal(xT, md.ddim_invert(model, x0, steps=20))
     assert torch.equal(md.freeinv_sample(model, xT, schedule, steps=20), md.ddim_sample(model, xT, steps=20))
 
@@ -32,7 +43,7 @@ def test_equivariant_field_makes_every_branch_equal():
     """The exact ε of a 4-fold symmetric mixture satisfies ε(Rx) = Rε(x): FreeInv then equals DDIM."""
     model = ExactDDPM(ring())
     x0 = model.mixture.sample(100, torch.Generator().manual_seed(0))
-    xT, _ = md.freeinv_invert(model, x0, steps=20, generator=torch.Generator().manual_seed(1))
+    xT = md.freeinv_invert(model, x0, steps=20, generator=torch.Generator().manual_seed(1)).latent
     torch.testing.assert_close(xT, md.ddim_invert(model, x0, steps=20), atol=1e-4, rtol=0)
     torch.testing.assert_close(md.ddim_invert(BranchAverage(model), x0, steps=20), md.ddim_invert(model, x0, steps=20), atol=1e-4, rtol=0)
 
@@ -49,7 +60,7 @@ def test_reconstruction_pops_the_schedule_last_in_first_out():
 
     model, x0 = ConstantEps(), torch.randn(10, 2, dtype=torch.float64)
     schedule = random_schedule(8, generator=torch.Generator().manual_seed(0))
-    xT, _ = md.freeinv_invert(model, x0, steps=8, schedule=schedule)
+    xT = md.freeinv_invert(model, x0, steps=8, schedule=schedule).latent
     torch.testing.assert_close(md.freeinv_sample(model, xT, schedule, steps=8), x0)
     wrong_order = md.ddim_sample(model, xT, steps=8, transforms=schedule)
     assert (wrong_order - x0).abs().max() > 0.01

@@ -1,5 +1,7 @@
 """The full-scale code path (diffusers pipelines through from_pretrained) on tiny random models of
 the SD and SD3 architectures, built from configs: loading, adapters, methods, and bad input."""
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -74,6 +76,63 @@ def test_bad_images_are_explained(sd):
         sd.encode(torch.full((1, 3, 32, 32), 255.0))
     ok = sd.encode(Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)))
     assert ok.shape == (1, 4, 8, 8)
+    with pytest.raises(TypeError, match="pass PIL images, a uint8 numpy array"):
+        sd.encode([[0, 1]])
+    with pytest.raises(ValueError, match="must be uint8"):
+        sd.encode(np.zeros((32, 32, 3), dtype=np.float64))
+    with pytest.raises(ValueError, match="channels first"):
+        sd.encode(np.zeros((2, 3, 32, 32), dtype=np.uint8))
+    with pytest.raises(ValueError, match="needs 32×32"):
+        sd.encode(np.zeros((16, 16, 3), dtype=np.uint8))
+
+
+def test_numpy_hwc_uint8_images_are_accepted(sd):
+    """A (H, W, 3) / (B, H, W, 3) uint8 array encodes exactly as the same PIL image does."""
+    pixels = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    from_pil = sd.encode([Image.fromarray(p) for p in pixels])
+    torch.testing.assert_close(sd.encode(pixels), from_pil)
+    torch.testing.assert_close(sd.encode(pixels[0]), from_pil[:1])
+    torch.testing.assert_close(sd.encode(list(pixels)), from_pil)
+
+
+def test_shipped_models_load_by_name():
+    """The README's load_pipeline("tiny-sd"): names come from the minidiff.models entry points."""
+    assert {"tiny-sd", "tiny-flow"} <= set(md.pipelines.registered_models())
+    assert isinstance(load_pipeline("tiny-sd", device="cpu"), StableDiffusionDenoiser)
+    assert isinstance(load_pipeline("tiny-flow", device="cpu"), SD3Denoiser)
+
+
+def test_uncached_hub_id_fails_fast_and_says_why(monkeypatch):
+    monkeypatch.setattr(md.pipelines.hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(md.pipelines, "_hub_reachable", lambda timeout=3.0: False)
+    start = time.perf_counter()
+    with pytest.raises(OSError, match="not in the Hugging Face cache.*cannot reach the hub.*download it on a connected machine"):
+        load_pipeline("no-such-org/no-such-model", device="cpu")
+    assert time.perf_counter() - start < 5
+
+
+def test_unreachable_hub_is_detected_within_the_timeout(monkeypatch):
+    monkeypatch.setattr(md.pipelines.hf_constants, "ENDPOINT", "http://127.0.0.1:9")  # nothing listens on discard
+    start = time.perf_counter()
+    assert not md.pipelines._hub_reachable(timeout=2.0)
+    assert time.perf_counter() - start < 5
+
+
+@pytest.mark.parametrize("path", ["./no/such/folder", "/no/such/folder", "a/b/c"])
+def test_bad_local_paths_are_named(path):
+    with pytest.raises(FileNotFoundError, match="no pipeline folder at"):
+        load_pipeline(path, device="cpu")
+
+
+def test_a_folder_without_a_pipeline_is_explained(tmp_path):
+    with pytest.raises(FileNotFoundError, match="has no model_index.json"):
+        load_pipeline(str(tmp_path), device="cpu")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_explained():
+    with pytest.raises(ValueError, match="sees no CUDA GPU.*device='cpu'"):
+        load_pipeline("tiny-sd", device="cuda")
 
 
 def test_half_precision_on_cpu_is_refused(tmp_path):

@@ -4,7 +4,6 @@ from transformers import CLIPTokenizer
 
 from toy import train
 from toy.shapes import VOCAB
-from toy.tiny_models import resolve
 from minidiff._checks import check_known_words
 from toy.tokenizer import build_word_tokenizer
 
@@ -32,5 +31,7 @@ def test_training_refuses_to_overwrite_shipped_weights(tmp_path):
         train.main(["vae", "--out", str(existing)])
 
 
-def test_unknown_tiny_model_names_pass_through():
-    assert resolve("stable-diffusion-v1-5/stable-diffusion-v1-5") == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+def test_punctuation_is_named_as_the_cause(tmp_path):
+    tok = build_word_tokenizer(list(VOCAB), tmp_path)
+    with pytest.raises(ValueError, match="knows 'circle' but not the punctuation ','"):
+        check_known_words(tok, ["a red circle, on a blue background"])

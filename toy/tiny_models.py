@@ -92,12 +92,12 @@ def build_tiny_flow(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path 
     )
 
 
-def resolve(model: str) -> str:
-    """A shipped tiny model's folder for "tiny-sd" / "tiny-flow"; any other name (a hub id such as
-    ``stable-diffusion-v1-5/stable-diffusion-v1-5`` or a local path) is returned unchanged."""
-    path = WEIGHTS / model
-    if model in ("tiny-sd", "tiny-flow"):
-        if not (path / "model_index.json").exists():
-            raise FileNotFoundError(f"{model} weights are missing at {path}; train them: python -m toy.train {model}")
-        return str(path)
-    return model
+def shipped_folder(name: str) -> str:
+    """The folder of the shipped tiny model ``name`` ("tiny-sd", "tiny-flow").
+
+    Registered as a ``minidiff.models`` entry point, so ``minidiff.load_pipeline("tiny-sd")`` finds it.
+    """
+    path = WEIGHTS / name
+    if not (path / "model_index.json").exists():
+        raise FileNotFoundError(f"{name} weights are missing at {path}; train them: python -m toy.train {name}")
+    return str(path)
