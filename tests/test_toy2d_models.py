@@ -44,3 +44,10 @@ def test_training_lowers_the_loss():
     from toy.mixtures import FLOWEDIT_SOURCE
     losses = train2d.train_denoiser(model, train2d.mixture_sampler(FLOWEDIT_SOURCE), iters=300, progress=False)
     assert sum(losses[-50:]) / 50 < 0.5 * sum(losses[:50]) / 50
+
+
+def test_conditional_sampler_survives_a_class_with_no_points():
+    """n = 8 with seed 0 draws no point of some class; that used to crash."""
+    sample = train2d.conditional_sampler(conditional_mixture())
+    x, labels = sample(8, torch.Generator().manual_seed(0))
+    assert len(set(labels.tolist())) < 4 and x.shape == (8, 2) and torch.isfinite(x).all()

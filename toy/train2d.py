@@ -87,7 +87,8 @@ def conditional_sampler(classes: list[GaussianMixture]):
         x = torch.empty(n, 2)
         for k, mixture in enumerate(classes):
             idx = (labels == k).nonzero().squeeze(1)
-            x[idx] = mixture.sample(len(idx), g)
+            if len(idx):  # a class may draw no point in a small batch
+                x[idx] = mixture.sample(len(idx), g)
         return x, labels
     return sample
 
