@@ -95,7 +95,7 @@ def null_text_invert(
         used = torch.zeros(x0.shape[0])
         last = torch.full((x0.shape[0],), float("nan"))
         for _ in range(inner_steps):
-            per_image = _step_loss(denoiser, sampler, z, t, cond, null_t, guidance, pivot[-(i + 2)])
+            per_image = _step_loss(denoiser, sampler, z, t, cond=cond, null=null_t, guidance=guidance, target=pivot[-(i + 2)])
             kept = null_t.detach()[done].clone()
             opt.zero_grad()
             per_image.sum().backward()  # the sum keeps each image's gradient its own
@@ -115,7 +115,7 @@ def null_text_invert(
     return NullTextInversion(pivot[-1], nulls, pivot, iters, losses)
 
 
-def _step_loss(denoiser, sampler, z, t, cond, null, guidance, target):
+def _step_loss(denoiser, sampler, z, t, *, cond, null, guidance, target):
     """Per-image mean of (z*_{t−1} − DDIM step of z̄_t with CFG ε̂(∅))², shape (B,), differentiable in ∅ only."""
     with torch.no_grad():
         eps_c = denoiser(z, t, cond)
@@ -132,7 +132,7 @@ def _global(denoiser, sampler, pivot, *, cond, null, guidance, passes, lr, progr
     for _ in progress_bar(range(passes), "global null-text", progress):
         z, losses = pivot[-1], []
         for i, t in enumerate(sampler.timesteps):
-            loss = _step_loss(denoiser, sampler, z, t, cond, null, guidance, pivot[-(i + 2)]).mean()
+            loss = _step_loss(denoiser, sampler, z, t, cond=cond, null=null, guidance=guidance, target=pivot[-(i + 2)]).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
