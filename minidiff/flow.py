@@ -17,13 +17,14 @@ from .denoiser import Denoiser, check_denoiser, guided
 def flow_sigmas(denoiser: Denoiser, steps: int) -> torch.Tensor:
     """The time grid t_0 = 1 > … > t_T = 0, shape (steps + 1,).
 
-    A model whose scheduler needs extra arguments (Flux's ``mu``) exposes them as
-    ``denoiser.timestep_kwargs``.
+    A model whose pipeline passes extra arguments to ``set_timesteps`` (Flux: the shift ``mu`` and its
+    own grid ``sigmas``) exposes them as ``denoiser.timestep_kwargs(steps)``.
     """
     check_denoiser(denoiser, "velocity")
     check_steps(steps, 1000)
     scheduler = FlowMatchEulerDiscreteScheduler.from_config(dict(denoiser.scheduler_config))
-    scheduler.set_timesteps(steps, **getattr(denoiser, "timestep_kwargs", {}))
+    kwargs = denoiser.timestep_kwargs(steps) if hasattr(denoiser, "timestep_kwargs") else {}
+    scheduler.set_timesteps(steps, **kwargs)
     return scheduler.sigmas.float()
 
 

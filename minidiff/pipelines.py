@@ -8,6 +8,8 @@ builds the pipeline class it names; the matching adapter wraps it as a minidiff 
   encoder's hidden states (B, L, D).
 * :class:`SD3Denoiser` (``SD3Transformer2DModel``, velocity): ``cond`` is the pair
   (prompt embeddings (B, L, D), pooled embeddings (B, P)) from the pipeline's own ``encode_prompt``.
+* :class:`FluxDenoiser` (``FluxTransformer2DModel``, velocity, guidance as an input): the same pair
+  (T5 embeddings, pooled CLIP embeddings); latents are packed 2×2 inside the adapter.
 
 Both also give ``embed(prompts)``, ``null`` (the embedding of the empty prompt), ``encode(images)``
 (pixels in [−1, 1] → scaled VAE latents) and ``decode(latents)``.
@@ -114,6 +116,8 @@ def load_pipeline(model: str, device: str | torch.device | None = None, dtype: t
         return StableDiffusionDenoiser(pipe)
     if type(pipe.transformer).__name__ == "SD3Transformer2DModel":
         return SD3Denoiser(pipe)
+    if type(pipe.transformer).__name__ == "FluxTransformer2DModel":
+        return FluxDenoiser(pipe)
     raise NotImplementedError(f"no minidiff adapter for {type(pipe).__name__} yet")
 
 
@@ -259,3 +263,66 @@ def _from_numpy(array: np.ndarray, size: int) -> torch.Tensor:
     if array.shape[1:3] != (size, size):
         raise ValueError(f"image is {array.shape[2]}×{array.shape[1]}; this model needs {size}×{size}.")
     return torch.from_numpy(array.astype(np.float32) / 127.5 - 1).permute(0, 3, 1, 2)
+
+
+class FluxDenoiser(_ImageModel):
+    """Velocity denoiser over a ``FluxPipeline`` (FLUX.1, tiny-flux); t = σ ∈ [0, 1].
+
+    Methods see ordinary latents (B, C, h, w): the adapter packs them 2×2 into tokens (B, h/2·w/2, 4C)
+    with their RoPE image ids for the transformer and unpacks the prediction, so FreeInv rotates the
+    image latent rather than the token sequence. FLUX.1-dev is guidance-distilled: the guidance
+    scale is an *input* (``embedded_guidance``), one forward pass per step, no unconditional branch.
+    ``cond`` is (T5 sequence embeddings (B, L, D), CLIP pooled embeddings (B, P)).
+    """
+
+    prediction = "velocity"
+    embedded_guidance = True
+
+    def __init__(self, pipe, max_sequence_length: int | None = None):
+        self.transformer = pipe.transformer
+        self.max_sequence_length = max_sequence_length or min(pipe.tokenizer_2.model_max_length, 512)
+        self.latent_channels = pipe.vae.config.latent_channels
+        self.sample_size = pipe.vae.config.sample_size // pipe.vae_scale_factor
+        if self.sample_size % 2:
+            raise ValueError(f"Flux packs latents 2×2, so the latent size must be even, got {self.sample_size}.")
+        super().__init__(pipe)
+        half = self.sample_size // 2
+        self.image_ids = pipe._prepare_latent_image_ids(1, half, half, self.device, self.dtype)  # (h/2·w/2, 3)
+
+    def timestep_kwargs(self, steps: int) -> dict:
+        """FluxPipeline's time grid: σ = linspace(1, 1/T, T), shifted by μ, which grows linearly with
+        the number of image tokens (``calculate_shift``)."""
+        config, tokens = self.scheduler_config, (self.sample_size // 2) ** 2
+        kwargs = {"sigmas": np.linspace(1.0, 1 / steps, steps)}
+        if config.get("use_dynamic_shifting"):
+            slope = (config["max_shift"] - config["base_shift"]) / (config["max_image_seq_len"] - config["base_image_seq_len"])
+            kwargs["mu"] = config["base_shift"] + slope * (tokens - config["base_image_seq_len"])
+        return kwargs
+
+    def embed(self, prompts: str | list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(T5 embeddings (B, L, D), pooled CLIP embeddings (B, P)) via the pipeline's ``encode_prompt``."""
+        prompts = self.check_prompts(prompts)
+        check_known_words(self.pipe.tokenizer_2, prompts)
+        with torch.no_grad():
+            embeds, pooled, _ = self.pipe.encode_prompt(prompts, None, device=self.device,
+                                                        max_sequence_length=self.max_sequence_length)
+        return embeds, pooled
+
+    def pack(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, h, w) → (B, h/2·w/2, 4C): each 2×2 patch of latents becomes one token (FluxPipeline's packing)."""
+        return self.pipe._pack_latents(x, *x.shape)
+
+    def unpack(self, tokens: torch.Tensor) -> torch.Tensor:
+        """(B, h/2·w/2, 4C) → (B, C, h, w), the inverse of :meth:`pack`."""
+        return self.pipe._unpack_latents(tokens, self.image_size, self.image_size, self.pipe.vae_scale_factor)
+
+    def __call__(self, x: torch.Tensor, t, cond: tuple[torch.Tensor, torch.Tensor], guidance: float = 1.0) -> torch.Tensor:
+        embeds, pooled = cond
+        b = x.shape[0]
+        timestep = torch.as_tensor(t, device=x.device, dtype=x.dtype).reshape(-1).expand(b)
+        text_ids = torch.zeros(embeds.shape[1], 3, device=x.device, dtype=x.dtype)
+        out = self.transformer(hidden_states=self.pack(x), timestep=timestep,
+                               guidance=torch.full((b,), float(guidance), device=x.device, dtype=torch.float32),
+                               pooled_projections=pooled.expand(b, -1), encoder_hidden_states=embeds.expand(b, -1, -1),
+                               txt_ids=text_ids, img_ids=self.image_ids).sample
+        return self.unpack(out)

@@ -1,4 +1,4 @@
-"""The two tiny text-to-image models of the shapes world, built from configs.
+"""The tiny text-to-image models of the shapes world, built from configs.
 
 Both are the real diffusers pipelines in miniature, so they are saved with ``save_pretrained`` and
 loaded with ``DiffusionPipeline.from_pretrained`` exactly like ``stable-diffusion-v1-5`` or SD3:
@@ -9,6 +9,9 @@ loaded with ``DiffusionPipeline.from_pretrained`` exactly like ``stable-diffusio
 * **tiny-flow** — ``StableDiffusion3Pipeline``: the same VAE, two ``CLIPTextModelWithProjection``
   encoders (SD3's CLIP-L and CLIP-G; the optional T5 is left out, as SD3 allows),
   ``SD3Transformer2DModel`` (MMDiT), rectified flow with ``FlowMatchEulerDiscreteScheduler``.
+* **tiny-flux** (architecture only so far; no shipped weights yet) — ``FluxPipeline``: the same VAE,
+  ``CLIPTextModel`` (pooled) + ``T5EncoderModel``, ``FluxTransformer2DModel`` with a guidance embedding
+  over 2×2-packed latents, FLUX.1-dev's dynamically shifted ``FlowMatchEulerDiscreteScheduler``.
 
 Random initialisation from these configs is also how the tests exercise the full-scale code path.
 """
@@ -21,15 +24,17 @@ from diffusers import (
     AutoencoderKL,
     DDIMScheduler,
     FlowMatchEulerDiscreteScheduler,
+    FluxPipeline,
+    FluxTransformer2DModel,
     SD3Transformer2DModel,
     StableDiffusion3Pipeline,
     StableDiffusionPipeline,
     UNet2DConditionModel,
 )
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
 from .shapes import IMAGE_SIZE, VOCAB
-from .tokenizer import build_word_tokenizer
+from .tokenizer import build_t5_word_tokenizer, build_word_tokenizer
 
 WEIGHTS = Path(__file__).parent / "weights"
 TEXT_LEN = 16  # "a red circle on a blue background" is 9 tokens with BOS/EOS
@@ -50,6 +55,18 @@ TRANSFORMER_CONFIG = dict(
     attention_head_dim=32, num_attention_heads=2, joint_attention_dim=128, caption_projection_dim=64,
     pooled_projection_dim=64, pos_embed_max_size=IMAGE_SIZE // 4,
 )
+#: FLUX.1's transformer in miniature: double- then single-stream blocks, RoPE over (text, row, column)
+#: axes, a guidance embedding; 2×2-packed 4-channel latents make 16 input channels.
+FLUX_CONFIG = dict(
+    patch_size=1, in_channels=16, num_layers=2, num_single_layers=2, attention_head_dim=16,
+    num_attention_heads=4, joint_attention_dim=64, pooled_projection_dim=64, guidance_embeds=True,
+    axes_dims_rope=(4, 6, 6),
+)
+T5_CONFIG = dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, feed_forward_proj="gated-gelu",
+                 pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+#: FLUX.1-dev's scheduler: the shift μ grows with the number of image tokens.
+FLUX_SCHEDULER = dict(num_train_timesteps=1000, shift=3.0, use_dynamic_shifting=True, base_shift=0.5,
+                      max_shift=1.15, base_image_seq_len=256, max_image_seq_len=4096)
 #: Stable Diffusion 1.5's scheduler settings (PAPERS.md): scaled_linear β 0.00085 → 0.012.
 SD_SCHEDULER = dict(
     num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085, beta_end=0.012,
@@ -89,6 +106,19 @@ def build_tiny_flow(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path 
         vae=vae or build_vae(), text_encoder=CLIPTextModelWithProjection(text_config(True)), tokenizer=tokenizer,
         text_encoder_2=CLIPTextModelWithProjection(text_config(True)), tokenizer_2=tokenizer,
         text_encoder_3=None, tokenizer_3=None,
+    )
+
+
+def build_tiny_flux(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path | None = None) -> FluxPipeline:
+    """A randomly initialised tiny-flux pipeline (FLUX.1-dev's architecture): ``CLIPTextModel`` (pooled)
+    and ``T5EncoderModel`` with word-level tokenizers, ``FluxTransformer2DModel`` with a guidance embedding."""
+    folder = Path(tokenizer_dir or mkdtemp())
+    return FluxPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER), vae=vae or build_vae(),
+        text_encoder=CLIPTextModel(text_config()), tokenizer=build_word_tokenizer(list(VOCAB), folder / "clip", TEXT_LEN),
+        text_encoder_2=T5EncoderModel(T5Config(vocab_size=len(VOCAB) + 3, **T5_CONFIG)),
+        tokenizer_2=build_t5_word_tokenizer(list(VOCAB), folder / "t5", TEXT_LEN),
+        transformer=FluxTransformer2DModel(**FLUX_CONFIG),
     )
 
 

@@ -14,7 +14,11 @@ import json
 from collections import Counter
 from pathlib import Path
 
-from transformers import CLIPTokenizer
+from tokenizers import Tokenizer
+from tokenizers.models import WordLevel
+from tokenizers.pre_tokenizers import WhitespaceSplit
+from tokenizers.processors import TemplateProcessing
+from transformers import CLIPTokenizer, T5TokenizerFast
 
 BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
@@ -56,5 +60,25 @@ def build_word_tokenizer(words: list[str], folder: str | Path, max_length: int =
     merges = learn_merges(sorted(set(words)))
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n")
     tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=max_length)
+    tokenizer.save_pretrained(folder)
+    return tokenizer
+
+
+def build_t5_word_tokenizer(words: list[str], folder: str | Path, max_length: int = 16) -> T5TokenizerFast:
+    """A word-level ``T5TokenizerFast`` for ``words`` (Flux's second text encoder), built offline.
+
+    T5's own tokenizer is a SentencePiece model that cannot be downloaded here; a ``tokenizers``
+    WordLevel model over the closed vocabulary, with T5's special tokens (``<pad>`` 0, ``</s>`` 1,
+    ``<unk>`` 2) and an ``</s>`` appended to every text, is wrapped in ``T5TokenizerFast`` and saved with
+    ``save_pretrained``, so ``FluxPipeline.from_pretrained`` loads it like T5's.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = {"<pad>": 0, "</s>": 1, "<unk>": 2} | {w: i + 3 for i, w in enumerate(sorted(set(words)))}
+    model = Tokenizer(WordLevel(vocab, unk_token="<unk>"))
+    model.pre_tokenizer = WhitespaceSplit()
+    model.post_processor = TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    tokenizer = T5TokenizerFast(tokenizer_object=model, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                                extra_ids=0, model_max_length=max_length)
     tokenizer.save_pretrained(folder)
     return tokenizer
