@@ -28,13 +28,20 @@ def flow_sigmas(denoiser: Denoiser, steps: int) -> torch.Tensor:
     return scheduler.sigmas.float()
 
 
-def _euler(denoiser, x, grid, *, cond, guidance, null, trajectory=None, progress=False, desc=""):
-    """x ← x + (t' − t)·v̂(x, t) for consecutive times (t, t') of ``grid``; each x is appended to
-    ``trajectory`` when it is a list."""
+def _euler(denoiser, x, grid, *, cond, guidance, null, transforms=None, trajectory=None, progress=False, desc=""):
+    """x ← x + (t' − t)·v̂(x, t) for consecutive times (t, t') of ``grid``.
+
+    ``transforms``: one invertible transformation f per step, the velocity then being
+    f⁻¹(v̂(f(x), t)) (FreeInv); each x is appended to ``trajectory`` when it is a list.
+    """
     record = trajectory.append if trajectory is not None else (lambda _: None)
     record(x)
-    for t, t_next in progress_bar(list(zip(grid[:-1], grid[1:])), desc, progress):
-        x = x + (t_next - t) * guided(denoiser, x, t, cond, guidance, null)
+    for i, (t, t_next) in enumerate(progress_bar(list(zip(grid[:-1], grid[1:])), desc, progress)):
+        if transforms is None:
+            v = guided(denoiser, x, t, cond, guidance, null)
+        else:
+            v = transforms[i].inverse(guided(denoiser, transforms[i](x), t, cond, guidance, null))
+        x = x + (t_next - t) * v
         record(x)
     return x
 
@@ -48,17 +55,19 @@ def flow_sample(
     guidance: float = 1.0,
     null: torch.Tensor | None = None,
     *,
+    transforms: list | None = None,
     trajectory: list | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
     """Euler integration of dx/dt = v_θ(x, t) from t = 1 (noise ``x1``, shape (B, ...)) to t = 0.
 
-    Returns x_0; ``trajectory``, a list, receives [x_{t_0}, …, x_{t_T}] (T + 1 tensors).
+    Returns x_0; ``trajectory``, a list, receives [x_{t_0}, …, x_{t_T}] (T + 1 tensors);
+    ``transforms``, one per step in the order the steps run, as in :func:`~minidiff.ddim_sample`.
     """
     check_latents(x1, "x1")
     sigmas = flow_sigmas(denoiser, steps)
-    return _euler(denoiser, x1, sigmas, cond=cond, guidance=guidance, null=null, trajectory=trajectory,
-                  progress=progress, desc="flow sampling")
+    return _euler(denoiser, x1, sigmas, cond=cond, guidance=guidance, null=null, transforms=transforms,
+                  trajectory=trajectory, progress=progress, desc="flow sampling")
 
 
 @torch.no_grad()
@@ -70,6 +79,7 @@ def flow_invert(
     guidance: float = 1.0,
     null: torch.Tensor | None = None,
     *,
+    transforms: list | None = None,
     trajectory: list | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
@@ -80,5 +90,5 @@ def flow_invert(
     """
     check_latents(x0, "x0")
     sigmas = flow_sigmas(denoiser, steps)
-    return _euler(denoiser, x0, sigmas.flip(0), cond=cond, guidance=guidance, null=null, trajectory=trajectory,
-                  progress=progress, desc="flow inversion")
+    return _euler(denoiser, x0, sigmas.flip(0), cond=cond, guidance=guidance, null=null, transforms=transforms,
+                  trajectory=trajectory, progress=progress, desc="flow inversion")

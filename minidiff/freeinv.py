@@ -7,7 +7,8 @@ branch per step (a one-hot weight), at the cost of plain DDIM. FreeInv takes the
 random transformations :math:`f_i` of the latent itself (rotations by multiples of 90°, flips), draws
 one per inversion step, and **reuses the same transformation at the same timestep of
 reconstruction** (the schedule is a stack: last in, first out), so that inversion and
-reconstruction see the same prediction errors.
+reconstruction see the same prediction errors. The same holds for flow models (SD3, Flux): the
+velocity takes ε's place and Euler steps DDIM's; latents are transformed unpacked, as (B, C, h, w).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import torch
 
 from .ddim import ddim_invert, ddim_sample
 from .denoiser import Denoiser
+from .flow import flow_invert, flow_sample
 
 
 @dataclass(frozen=True)
@@ -118,13 +120,14 @@ def freeinv_invert(
     schedule: list[Transform] | None = None,
     trajectory: list | None = None,
 ) -> FreeInvInversion:
-    """FreeInv inversion of ``x0`` (B, ...): DDIM inversion whose step i predicts the noise through
-    the transformation ``schedule[i]`` (drawn from ``transforms`` unless given).
+    """FreeInv inversion of ``x0`` (B, ...): DDIM inversion (flow inversion for velocity models) whose
+    step i predicts through the transformation ``schedule[i]`` (drawn from ``transforms`` unless given).
 
     ``trajectory``, a list, receives x_0, …, x_T as in :func:`~minidiff.ddim_invert`.
     """
     schedule = list(schedule) if schedule is not None else random_schedule(steps, transforms, generator)
-    latent = ddim_invert(denoiser, x0, cond, steps, guidance, null, transforms=schedule, trajectory=trajectory)
+    invert = flow_invert if denoiser.prediction == "velocity" else ddim_invert
+    latent = invert(denoiser, x0, cond, steps, guidance, null, transforms=schedule, trajectory=trajectory)
     return FreeInvInversion(latent, schedule)
 
 
@@ -141,4 +144,5 @@ def freeinv_sample(
 ) -> torch.Tensor:
     """Reconstruction (or an edit's source branch) from FreeInv's x_T, popping the inversion's
     transformations in reverse order so each timestep uses the transformation it was inverted with."""
-    return ddim_sample(denoiser, xT, cond, steps, guidance, null, transforms=schedule[::-1], trajectory=trajectory)
+    sample = flow_sample if denoiser.prediction == "velocity" else ddim_sample
+    return sample(denoiser, xT, cond, steps, guidance, null, transforms=schedule[::-1], trajectory=trajectory)

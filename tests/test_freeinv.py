@@ -64,3 +64,26 @@ def test_reconstruction_pops_the_schedule_last_in_first_out():
     torch.testing.assert_close(md.freeinv_sample(model, xT, schedule, steps=8), x0)
     wrong_order = md.ddim_sample(model, xT, steps=8, transforms=schedule)
     assert (wrong_order - x0).abs().max() > 0.01
+
+
+def test_flow_models_get_freeinv_too():
+    """Velocity models: the identity schedule is plain flow inversion, and with v ≡ c each Euler step
+    is undone exactly only when reconstruction pops the schedule last in, first out."""
+    from toy.mixtures import ExactFlow
+
+    model = ExactFlow(ring())
+    x0 = model.mixture.sample(50, torch.Generator().manual_seed(0))
+    inv = md.freeinv_invert(model, x0, steps=10, schedule=[IDENTITY] * 10)
+    assert torch.equal(inv.latent, md.flow_invert(model, x0, steps=10))
+
+    class ConstantVelocity:
+        prediction, scheduler_config = "velocity", ExactFlow.scheduler_config
+
+        def __call__(self, x, t, cond):
+            return torch.tensor([0.3, -0.2], dtype=x.dtype).expand_as(x)
+
+    x0 = torch.randn(10, 2, dtype=torch.float64)
+    schedule = random_schedule(8, generator=torch.Generator().manual_seed(0))
+    inv = md.freeinv_invert(ConstantVelocity(), x0, steps=8, schedule=schedule)
+    torch.testing.assert_close(md.freeinv_sample(ConstantVelocity(), inv.latent, inv.schedule, steps=8), x0)
+    assert (md.flow_sample(ConstantVelocity(), inv.latent, steps=8, transforms=schedule) - x0).abs().max() > 0.01
