@@ -49,12 +49,13 @@ def ddim_schedulers(denoiser: Denoiser, steps: int) -> tuple[DDIMScheduler, DDIM
     return sampler, inverter
 
 
-def _run(scheduler, denoiser, x, *, cond, guidance, null, transforms, trajectory, progress, desc):
+def _run(scheduler, denoiser, x, *, cond, guidance, null, transforms, trajectory, progress, desc, callback=None):
     """x ← scheduler.step(ε̂(x, t), t, x) for each of the scheduler's timesteps.
 
     ``null`` may be a list with one unconditional embedding per step (null-text inversion's ∅_t);
     ``transforms`` a list with one invertible transformation f per step, the prediction then being
-    f⁻¹(ε̂(f(x), t)) (FreeInv). Each new x is appended to ``trajectory`` when it is a list.
+    f⁻¹(ε̂(f(x), t)) (FreeInv); ``callback(i, x)`` returns the x that step i hands on (Direct
+    Inversion's offsets, local blending). Each new x is appended to ``trajectory`` when it is a list.
     """
     record = trajectory.append if trajectory is not None else (lambda _: None)
     record(x)
@@ -65,6 +66,8 @@ def _run(scheduler, denoiser, x, *, cond, guidance, null, transforms, trajectory
         else:
             eps = transforms[i].inverse(guided(denoiser, transforms[i](x), t, cond, guidance, null_t))
         x = scheduler.step(eps, t, x).prev_sample
+        if callback is not None:
+            x = callback(i, x)
         record(x)
     return x
 
@@ -117,14 +120,16 @@ def ddim_sample(
     *,
     transforms: list | None = None,
     trajectory: list | None = None,
+    callback=None,
     progress: bool = False,
 ) -> torch.Tensor:
     """Deterministic DDIM sampling (η = 0) from x_T down to x_0.
 
     Arguments as in :func:`ddim_invert`; ``trajectory`` receives [x_{t_T}, …, x_{t_1}, x_0], the
-    inversion trajectory's order reversed. Returns x_0, shape (B, ...).
+    inversion trajectory's order reversed; ``callback(i, x)``, if given, returns the latent that step i
+    hands on to the next. Returns x_0, shape (B, ...).
     """
     check_latents(xT, "xT")
     sampler, _ = ddim_schedulers(denoiser, steps)
     return _run(sampler, denoiser, xT, cond=cond, guidance=guidance, null=null, transforms=transforms,
-                trajectory=trajectory, progress=progress, desc="DDIM sampling")
+                trajectory=trajectory, progress=progress, desc="DDIM sampling", callback=callback)

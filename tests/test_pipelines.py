@@ -204,7 +204,9 @@ def test_p2p_injection_ties_the_target_to_the_source(sd):
         torch.testing.assert_close(cross[3], expected)
         assert torch.equal(self_[3], src if step < 1 else probs.view(4, 2, 6, 16)[3])
     assert swap.scale[3] == 2.0 and swap.scale.sum() == 17  # BOS, "a", "red", then "square"
-    mapper, aligned = AttentionControl._align([0, 7, 5, 1, 1, 1], [0, 7, 9, 5, 1, 1])  # refinement: a word added
-    assert aligned.tolist() == [True, True, False, True, True, True] and mapper[3] == 2
+    refine = AttentionControl(P2PEdit(PROMPT, "a red circle on a blue background", 0.5, 0.25), sd.pipe.tokenizer, 4)
+    refine = AttentionControl(P2PEdit("a circle on a blue background", PROMPT), sd.pipe.tokenizer, 4)  # "red" added
+    assert refine.aligned[:4].tolist() == [True, True, False, True]  # BOS, a, (red keeps its own map), circle
+    assert refine.mapper[3, 2] == 1 and refine.mapper[2].sum() == 0
     with pytest.raises(ValueError, match="not a word of the target"):
         AttentionControl(P2PEdit(PROMPT, PROMPT, reweight={"green": 2.0}), sd.pipe.tokenizer, 4)

@@ -1,0 +1,130 @@
+"""Prompt-to-Prompt as the official code does it: words of several tokens, local blending, the
+self-attention size limit; and the editing inversions (negative-prompt, Direct Inversion)."""
+import json
+
+import pytest
+import torch
+from transformers import CLIPTokenizer
+
+import minidiff as md
+from minidiff.p2p import AttentionControl, P2PEdit, p2p_sample
+from minidiff.pipelines import load_pipeline
+from toy.shapes import VOCAB
+from toy.tiny_models import build_tiny_sd
+from toy.tokenizer import BOS, EOS, learn_merges
+
+SOURCE = "a red circle on a blue background"
+TARGET = "a red hexagon on a blue background"  # "hexagon" is two BPE tokens: "hex" + "agon</w>"
+
+
+@pytest.fixture(scope="module")
+def bpe(tmp_path_factory):
+    """A CLIP BPE tokenizer in which every shapes-world word is one token and "hexagon" is two."""
+    folder = tmp_path_factory.mktemp("bpe")
+    words = sorted(set(VOCAB))
+    vocab = {BOS: 0, EOS: 1} | {f"{w}</w>": i + 2 for i, w in enumerate(words)}
+    vocab |= {"hex": len(vocab), "agon</w>": len(vocab) + 1}
+    pieces = [("h", "e"), ("he", "x"), ("a", "g"), ("ag", "o"), ("ago", "n</w>")]
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    merges = pieces + learn_merges(words)
+    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n")
+    tok = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=16)
+    assert tok("hexagon", add_special_tokens=False).input_ids == [vocab["hex"], vocab["agon</w>"]]
+    assert all(len(tok(w, add_special_tokens=False).input_ids) == 1 for w in SOURCE.split())
+    return tok
+
+
+def test_word_swap_maps_one_token_to_several(bpe):
+    control = AttentionControl(P2PEdit(SOURCE, TARGET), bpe, 10)
+    assert control.tar_spans[2] == (3, 5) and control.src_spans[2] == (3, 4)
+    # both tokens of "hexagon" take half of "circle"'s map; the words after it are shifted by one
+    assert control.mapper[3, 3] == control.mapper[4, 3] == 0.5 and control.mapper[3:5].sum() == 1
+    for j, i in [(0, 0), (1, 1), (2, 2), (5, 4), (6, 5), (7, 6), (8, 7), (9, 8), (15, 14)]:
+        assert control.mapper[j, i] == 1 and control.mapper[j].sum() == 1, (j, i)
+    assert control.aligned.all()
+    back = AttentionControl(P2PEdit(TARGET, SOURCE), bpe, 10)
+    assert back.mapper[3, 3] == back.mapper[3, 4] == 1  # one token takes the sum of both
+
+
+def test_reweighting_scales_every_token_of_the_word(bpe):
+    control = AttentionControl(P2PEdit(TARGET, TARGET, reweight={"hexagon": 3.0}), bpe, 10)
+    assert control.scale[3] == control.scale[4] == 3.0 and control.scale.sum() == 16 + 2 * 2.0
+
+
+def test_mapped_maps_are_the_source_maps_combined():
+    class Words:
+        model_max_length = 8
+
+        def __call__(self, text, add_special_tokens=False):
+            return type("T", (), {"input_ids": [0] * (2 if text == "big" else 1)})()
+
+    control = AttentionControl(P2PEdit("a x b", "a big b", cross_replace=1.0), Words(), 1)
+    probs = torch.rand(2 * 3, 5, 8)  # [source, target] × 3 heads
+    out = control("l", probs, True, heads=3).view(2, 3, 5, 8)
+    src = probs.view(2, 3, 5, 8)[0]
+    torch.testing.assert_close(out[1][..., 2], src[..., 2] / 2)  # "big" (2 tokens) ← "x"
+    torch.testing.assert_close(out[1][..., 3], src[..., 2] / 2)
+    torch.testing.assert_close(out[1][..., 4], src[..., 3])  # "b" ← "b", one position earlier
+
+
+def test_self_attention_is_injected_only_in_small_layers():
+    class Words:
+        model_max_length = 4
+
+        def __call__(self, text, add_special_tokens=False):
+            return type("T", (), {"input_ids": [0]})()
+
+    control = AttentionControl(P2PEdit("a", "a", self_replace=1.0, self_max_queries=16), Words(), 1)
+    small, large = torch.rand(2, 16, 16), torch.rand(2, 64, 64)
+    assert torch.equal(control("s", small, False, heads=1)[1], small[0])
+    assert torch.equal(control("l", large, False, heads=1), large)
+
+
+@pytest.fixture(scope="module")
+def sd(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("sd")
+    torch.manual_seed(0)
+    build_tiny_sd(tokenizer_dir=folder / "tok").save_pretrained(folder / "pipe")
+    return load_pipeline(str(folder / "pipe"), device="cpu")
+
+
+def test_local_blend_keeps_the_source_outside_its_mask(sd):
+    z = sd.noise(1, torch.Generator().manual_seed(0))
+    target = "a red square on a blue background"
+    plain = p2p_sample(sd, z, P2PEdit(SOURCE, target), steps=5)
+    none = p2p_sample(sd, z, P2PEdit(SOURCE, target, blend_words=("circle", "square"), blend_threshold=2.0), steps=5)
+    torch.testing.assert_close(none[1], none[0])  # an empty mask: the edit is the source
+    every = p2p_sample(sd, z, P2PEdit(SOURCE, target, blend_words=("circle", "square"), blend_threshold=-1.0), steps=5)
+    torch.testing.assert_close(every, plain)  # a full mask: no blending
+    control = AttentionControl(P2PEdit(SOURCE, target, blend_words=("circle", "square")), sd.pipe.tokenizer, 5)
+    assert control.blend[0, 3] == 1 and control.blend[1, 3] == 1 and control.blend.sum() == 2
+    control.store = {64: torch.zeros(2, 64, 16)}
+    control.store[64][0, 9, 3] = 1.0  # the source word attends at one latent position, the target at another
+    control.store[64][1, 50, 3] = 1.0
+    mask = control.blend_mask((8, 8))
+    assert mask.shape == (1, 1, 8, 8) and mask[0, 0, 1, 1] == 1 and mask[0, 0, 6, 2] == 1  # the union, max-pooled
+    assert mask.sum() == 18 and mask[0, 0, 4, 6] == 0
+    with pytest.raises(ValueError, match="not a word of the target"):
+        AttentionControl(P2PEdit(SOURCE, target, blend_words=("circle", "hexagon")), sd.pipe.tokenizer, 5)
+
+
+def test_direct_inversion_reconstructs_the_source_branch_exactly_under_cfg(sd):
+    x0 = sd.encode(torch.rand(1, 3, 32, 32) * 2 - 1)
+    cond = sd.embed(SOURCE)
+    di = md.direct_inversion(sd, x0, cond, steps=5)
+    torch.testing.assert_close(di.source_path[0], di.latent)
+    torch.testing.assert_close(di.source_path[-1], x0)
+    out = p2p_sample(sd, di.latent, P2PEdit(SOURCE, "a red square on a blue background"), steps=5, guidance=7.5,
+                     source_path=di.source_path)
+    torch.testing.assert_close(out[0], x0[0], atol=1e-5, rtol=0)
+    drift = p2p_sample(sd, di.latent, P2PEdit(SOURCE, SOURCE), steps=5, guidance=7.5)
+    assert (drift[0] - x0[0]).abs().max() > 1e-2  # without it, guidance pulls the source away
+
+
+def test_negative_prompt_inversion_samples_the_source_at_w1(sd):
+    x0 = sd.encode(torch.rand(1, 3, 32, 32) * 2 - 1)
+    cond = sd.embed(SOURCE)
+    npi = md.negative_prompt_inversion(sd, x0, cond, steps=5)
+    assert torch.equal(npi.latent, md.ddim_invert(sd, x0, cond, 5)) and npi.null is cond
+    out = p2p_sample(sd, npi.latent, P2PEdit(SOURCE, SOURCE), steps=5, guidance=7.5, null=npi.null)
+    torch.testing.assert_close(out[0], md.ddim_sample(sd, npi.latent, cond, 5)[0], atol=1e-5, rtol=0)
