@@ -5,6 +5,7 @@
     python benchmarks/run.py toy2d --skip-notebooks   # without executing the notebooks
     python benchmarks/run.py shapes                   # tiny-sd / tiny-flow figures + notebook 04
     python benchmarks/run.py inversion                # null-text, FreeInv, P2P on tiny-sd + notebooks 05-07
+    python benchmarks/run.py editing                  # every inversion × editor on 30 ground-truth edits (slow)
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ SUITES = {
     "toy2d": ["01_flows_in_2d", "02_ddim_inversion", "03_flowedit_2d"],
     "shapes": ["04_shapes_world"],
     "inversion": ["05_nulltext_2d", "06_nulltext_p2p", "07_freeinv"],
+    "editing": ["06_nulltext_p2p"],
 }
 
 
@@ -32,16 +34,16 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--skip-notebooks", action="store_true", help="do not execute the suite's notebooks")
     args = parser.parse_args(argv)
 
-    from benchmarks import inversion, shapes, toy2d
+    from benchmarks import editing, inversion, shapes, toy2d
 
     start = time.perf_counter()
-    figures = {"toy2d": toy2d.run, "shapes": shapes.run, "inversion": inversion.run}[args.suite]()
+    figures = {"toy2d": toy2d.run, "shapes": shapes.run, "inversion": inversion.run, "editing": editing.run}[args.suite]()
     figures["seconds"] = round(time.perf_counter() - start, 1)
     if not args.skip_notebooks:
         paths = [course.NOTEBOOKS / f"{name}.ipynb" for name in SUITES[args.suite]]
         figures["notebooks_seconds"] = course.execute_notebooks(paths, out=course.BUILD / "bench")
     for key, value in figures.items():
-        if key != "notebooks_seconds":
+        if key not in ("notebooks_seconds", "by_kind"):
             print(f"{key:<34}{value}")
     print(json.dumps(figures))
     return figures

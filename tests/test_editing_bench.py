@@ -1,0 +1,40 @@
+"""The editing benchmark's cases and scores: balanced, exact on the ground truth."""
+import pytest
+import torch
+
+from toy.shapes import caption, render
+from toy.shapes.editing import editing_cases, score_edits, summarize
+
+
+def test_cases_cover_the_three_edit_kinds_equally():
+    cases = editing_cases(30)
+    assert [c.attribute for c in cases].count("shape") == 10 and len({c.source for c in cases}) == 30
+    assert all(caption(c.source) != caption(c.target) for c in cases)
+    with pytest.raises(ValueError, match="multiple of 3"):
+        editing_cases(10)
+
+
+def test_the_ground_truth_scores_perfectly_and_the_source_does_not():
+    cases = editing_cases(9)
+    truth = score_edits(render([c.target for c in cases]), cases)
+    assert truth["edit_acc"].tolist() == [1.0] * 9 and (truth["bg_psnr"] >= 60).all() and (truth["gt_psnr"] >= 60).all()
+    unedited = score_edits(render([c.source for c in cases]), cases)
+    assert unedited["edit_acc"].sum() == 0 and (unedited["bg_psnr"] >= 60).all() and (unedited["gt_psnr"] < 30).all()
+    summary = summarize(unedited, cases)
+    assert summary["edit_acc"] == {"mean": 0.0, "se": 0.0, "shape": 0.0, "color": 0.0, "background": 0.0}
+
+
+def test_blend_words_name_the_changed_object():
+    shape, color, background = editing_cases(3)
+    assert shape.blend_words[0].endswith(shape.source.kind) and shape.blend_words[1].endswith(shape.target.kind)
+    assert color.blend_words[1].startswith(color.target.color)
+    assert background.blend_words == ("background", "background")
+
+
+def test_the_benchmark_runs_every_pair_on_a_small_setting():
+    from benchmarks.editing import INVERSIONS, run
+
+    figures = run(n=3, steps=2, inversions=INVERSIONS, editors=("p2p_lb",))
+    for name in INVERSIONS:
+        assert 0 <= figures[f"{name}_p2p_lb_edit_acc"] <= 1 and figures[f"{name}_seconds_per_edit"] > 0
+    assert set(figures["by_kind"]["direct_p2p_lb_bg_psnr"]) == {"shape", "color", "background"}
