@@ -1,18 +1,32 @@
 #!/usr/bin/env python3
 """Set up the course and run it, with nothing but Python on the machine.
 
-    python3 course.py run     # make .venv (torch CPU first), execute every notebook -> build/
-    python3 course.py test    # make .venv if needed, run all tests (unit tests + nbval)
-    python3 course.py lab     # open JupyterLab on notebooks/
+    python3 course.py run [NOTEBOOK ...] [--record]
+        make .venv (torch CPU first), execute the notebooks -> build/executed, build/html;
+        NOTEBOOK is a number (04), a stem (04_shapes_world) or a path; default: all of them.
+        At the end it names the notebooks over the per-notebook budget (180 s) and says whether
+        the whole course fits its budget (900 s). --record writes the measured seconds into
+        notebooks/timings.json, which the README's table and each notebook's header must agree
+        with (tests/test_course.py checks).
+    python3 course.py test [PYTEST ARGS ...]
+        make .venv if needed, run all tests (unit tests + the notebooks under nbval)
+    python3 course.py lab [JUPYTERLAB ARGS ...]
+        open JupyterLab on notebooks/, e.g. python3 course.py lab --allow-root --port 8890
 
 The virtual environment is ``.venv`` unless ``MINIDIFF_VENV`` names another folder (CI keeps
-one in its cache). It is rebuilt only when pyproject.toml changes.
+one in its cache). It is rebuilt only when pyproject.toml changes. Notebooks executed headless
+(``run``, and nbval under ``test``) get ``TQDM_DISABLE=1``: a progress bar stored in a notebook is
+only a frozen ``0%|`` line. The HTML in build/html works offline: MathJax is copied next to it
+(from the jupyter-server-mathjax package) and widgets are written out as their captured output.
 """
 from __future__ import annotations
 
+import argparse
+import copy
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -22,7 +36,58 @@ ROOT = Path(__file__).resolve().parent
 VENV = Path(os.environ.get("MINIDIFF_VENV", ROOT / ".venv"))
 TORCH = "torch==2.13.0"  # the CPU wheel; installed before anything that could pull a CUDA build
 NOTEBOOKS = ROOT / "notebooks"
+TIMINGS = NOTEBOOKS / "timings.json"  # recorded seconds per notebook: the README and headers quote them
 BUILD = ROOT / "build"
+NOTEBOOK_BUDGET = 180  # seconds one notebook may take on a 2-core CPU
+COURSE_BUDGET = 900    # seconds the whole course may take
+HEADLESS_ENV = {"TQDM_DISABLE": "1"}  # tqdm >= 4.66 reads TQDM_* variables as its defaults
+# ... but tqdm.notebook (what tqdm.auto gives in a kernel) passes disable=False itself (tqdm 4.70), so
+# headless kernels also get an IPython start-up file that gives its bars TQDM_DISABLE's default.
+HEADLESS_IPYTHONDIR = BUILD / "ipython-headless"
+HEADLESS_STARTUP = '''\
+# Written by course.py for kernels that execute notebooks headless (course.py run, nbval under
+# course.py test): tqdm.notebook ignores TQDM_DISABLE (it passes disable=False to tqdm itself), and a
+# progress bar stored in a notebook is only a frozen "0%|". An explicit disable= still wins.
+def _course_headless_tqdm():
+    import os
+
+    if not os.environ.get("TQDM_DISABLE"):
+        return
+    try:
+        from tqdm.notebook import tqdm_notebook
+    except ImportError:
+        return
+    init = tqdm_notebook.__init__
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("disable", True)
+        init(self, *args, **kwargs)
+
+    tqdm_notebook.__init__ = __init__
+
+
+_course_headless_tqdm()
+del _course_headless_tqdm
+'''
+
+# MathJax 2 as shipped by jupyter-server-mathjax (the only combined config file it has); fonts: STIX-Web.
+MATHJAX_URL = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"
+WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+_PASSIVE_WIDGETS = ("Box", "Output", "HTML", "Label", "Progress", "Layout", "Style", "Image")
+_HTML_TEMPLATE = """{%- extends 'lab/index.html.j2' -%}
+{%- block html_head_js_requirejs -%}
+{%- if resources.course_needs_requirejs -%}{{ super() }}{%- endif -%}
+{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mathjax -%}
+{%- if resources.course_local_mathjax %}
+<script type="text/x-mathjax-config">
+MathJax.Hub.Config({"HTML-CSS": {availableFonts: [], preferredFont: null, webFont: "STIX-Web", imageFont: null}});
+</script>
+{%- endif %}
+{{ super() }}
+{%- endblock html_head_js_mathjax -%}
+"""
 
 
 def venv_python() -> Path:
@@ -30,60 +95,300 @@ def venv_python() -> Path:
 
 
 def setup(extras: str = "dev") -> Path:
-    """Create or refresh the virtual environment; returns its python."""
+    """Create or refresh the virtual environment with ``extras`` installed; returns its python.
+
+    The stamp records pyproject's hash and the extras installed, so switching between ``lab``
+    (dev,lab) and ``run``/``test`` (dev) installs nothing new once both are there.
+    """
     stamp = VENV / ".minidiff-stamp"
-    want = hashlib.sha256(((ROOT / "pyproject.toml").read_bytes() + str(ROOT).encode() + extras.encode())).hexdigest()
-    if stamp.exists() and stamp.read_text() == want:
+    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes() + str(ROOT).encode()).hexdigest()
+    have, _, installed = (stamp.read_text() if stamp.exists() else "").partition("\n")
+    extras_set = set(extras.split(","))
+    if have == want and extras_set <= set(installed.split(",")):
         return venv_python()
+    if have == want:
+        extras_set |= set(filter(None, installed.split(",")))
     if not venv_python().exists():
         print(f"creating virtual environment {VENV}", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     pip = [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
     subprocess.run(pip + [TORCH], check=True)
-    subprocess.run(pip + ["-e", f"{ROOT}[{extras}]"], check=True)
-    stamp.write_text(want)
+    subprocess.run(pip + ["-e", f"{ROOT}[{','.join(sorted(extras_set))}]"], check=True)
+    stamp.write_text(f"{want}\n{','.join(sorted(extras_set))}")
     return venv_python()
 
+
+def headless_env() -> dict[str, str]:
+    """The environment variables for kernels that execute notebooks headless (they inherit them):
+    ``TQDM_DISABLE=1`` unless set already, and an ``IPYTHONDIR`` whose start-up file makes tqdm's
+    notebook bars honour it."""
+    startup = HEADLESS_IPYTHONDIR / "profile_default" / "startup" / "00-tqdm-disable.py"
+    if not startup.exists() or startup.read_text() != HEADLESS_STARTUP:
+        startup.parent.mkdir(parents=True, exist_ok=True)
+        startup.write_text(HEADLESS_STARTUP)
+    return {"TQDM_DISABLE": os.environ.get("TQDM_DISABLE") or HEADLESS_ENV["TQDM_DISABLE"],
+            "IPYTHONDIR": str(HEADLESS_IPYTHONDIR)}
+
+
+# ---------------------------------------------------------------- choosing notebooks
+
+def course_notebooks() -> list[Path]:
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def select_notebooks(names: list[str]) -> list[Path]:
+    """Resolve ``04``, ``04_shapes_world``, ``04_shapes_world.ipynb`` or a path to notebooks, in the
+    order given; no names means all of them. A name that matches nothing, or several, is an error."""
+    every = course_notebooks()
+    if not names:
+        return every
+    chosen: list[Path] = []
+    for name in names:
+        path = Path(name)
+        if path.suffix == ".ipynb" and path.is_file():
+            found = [path.resolve()]
+        else:
+            stem = path.name.removesuffix(".ipynb")
+            found = [p for p in every if p.stem == stem] or [p for p in every if p.stem.startswith(stem)]
+        if len(found) != 1:
+            listing = ", ".join(p.stem for p in (found or every))
+            what = "matches several notebooks" if found else "matches no notebook"
+            raise SystemExit(f"course.py run: {name!r} {what}; choose from: {listing}")
+        if found[0] not in chosen:
+            chosen.append(found[0])
+    return chosen
+
+
+# ---------------------------------------------------------------- HTML that works offline
+
+def _mathjax_source() -> Path | None:
+    import importlib.util
+
+    spec = importlib.util.find_spec("jupyter_server_mathjax")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    static = Path(list(spec.submodule_search_locations)[0]) / "static"
+    return static if (static / "MathJax.js").exists() else None
+
+
+def install_mathjax(html_dir: Path) -> bool:
+    """Copy MathJax (from jupyter-server-mathjax) to ``html_dir/mathjax`` unless it is there already.
+
+    Returns False, after saying so, when the package is missing: the HTML then loads MathJax from a CDN."""
+    source = _mathjax_source()
+    if source is None:
+        print("jupyter-server-mathjax is not installed: the HTML will load MathJax from a CDN", file=sys.stderr)
+        return False
+    from importlib.metadata import version
+
+    target, stamp = html_dir / "mathjax", f"jupyter-server-mathjax {version('jupyter-server-mathjax')}\n"
+    marker = target / ".installed-from"
+    if marker.exists() and marker.read_text() == stamp:
+        return True
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target)
+    marker.write_text(stamp)
+    return True
+
+
+def _widget_outputs(state: dict, model_id: str, seen: set) -> tuple[list, bool]:
+    """The outputs captured by the Output widgets under ``model_id``, and whether it holds controls."""
+    model = state.get(model_id)
+    if model is None or model_id in seen:
+        return [], False
+    seen.add(model_id)
+    name, inner = model.get("model_name", ""), model.get("state", {})
+    if name == "OutputModel":
+        return list(inner.get("outputs", [])), False
+    outputs, controls = [], not any(word in name for word in _PASSIVE_WIDGETS)
+    for child in inner.get("children", []):
+        child_outputs, child_controls = _widget_outputs(state, str(child).removeprefix("IPY_MODEL_"), seen)
+        outputs += child_outputs
+        controls = controls or child_controls
+    return outputs, controls
+
+
+def static_widgets(nb):
+    """A copy of ``nb`` whose widget views are replaced by what their Output widgets captured.
+
+    A widget needs a JavaScript manager from a CDN (unpkg) to be drawn at all; written out this way the
+    page shows, offline, the figure an ``interact`` drew for its initial values, with a note that the
+    controls live in JupyterLab. Widgets that capture nothing (progress bars) are dropped."""
+    import nbformat
+
+    nb = copy.deepcopy(nb)
+    state = nb.metadata.pop("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        outputs = []
+        for output in cell.get("outputs", []):
+            view = output.get("data", {}).get(WIDGET_VIEW) if output.get("output_type") in ("display_data", "execute_result") else None
+            if view is None:
+                outputs.append(output)
+                continue
+            captured, controls = _widget_outputs(state, view.get("model_id", ""), set())
+            if controls:
+                note = ("<p><em>Interactive controls: run the notebook in JupyterLab (<code>python3 course.py lab</code>) "
+                        "to use them; shown here with their initial values.</em></p>")
+                outputs.append(nbformat.v4.new_output("display_data", data={"text/html": note, "text/plain": ""}))
+            outputs += [nbformat.from_dict(o) for o in captured]
+        cell.outputs = outputs
+    return nb
+
+
+def _needs_requirejs(nb) -> bool:
+    return bool(nb.metadata.get("widgets")) or any(
+        "application/javascript" in o.get("data", {}) for c in nb.cells for o in c.get("outputs", []))
+
+
+def export_html(nb, path: Path) -> Path:
+    """Write ``nb`` as HTML at ``path`` that renders without a network: MathJax is installed next to it
+    (``path.parent/mathjax``), widgets are written out statically, require.js is loaded only if an
+    output still needs it."""
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    local = install_mathjax(path.parent)
+    nb = static_widgets(nb)
+    kwargs = {"mathjax_url": MATHJAX_URL} if local else {}
+    exporter = HTMLExporter(template_name="lab", template_file="course_offline.html.j2",
+                            extra_loaders=[DictLoader({"course_offline.html.j2": _HTML_TEMPLATE})], **kwargs)
+    resources = {"course_needs_requirejs": _needs_requirejs(nb), "course_local_mathjax": local,
+                 "metadata": {"name": path.stem}}
+    html, _ = exporter.from_notebook_node(nb, resources=resources)
+    path.write_text(html, encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------- running
 
 def execute_notebooks(paths: list[Path] | None = None, out: Path = BUILD, timeout: int = 900) -> dict[str, float]:
     """Execute notebooks headless (nbclient), write the executed copies and HTML under ``out``.
 
-    Returns the wall-clock seconds of each notebook, also written to ``out/timings.json``.
+    Returns the wall-clock seconds of each notebook that ran without error, also written to
+    ``out/timings.json``. A notebook that fails is still written (with its error), the others still
+    run, and a ``CellExecutionError`` naming the failed ones is raised at the end.
     """
-    import nbformat
-    from nbclient import NotebookClient
-    from nbconvert import HTMLExporter
+    from nbclient.exceptions import CellExecutionError
 
-    paths = paths or sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
-    (out / "executed").mkdir(parents=True, exist_ok=True)
-    (out / "html").mkdir(parents=True, exist_ok=True)
-    timings = {}
-    for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        start = time.perf_counter()
-        NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
-        timings[path.stem] = round(time.perf_counter() - start, 1)
-        nbformat.write(nb, out / "executed" / path.name)
-        html, _ = HTMLExporter().from_notebook_node(nb)
-        (out / "html" / f"{path.stem}.html").write_text(html)
-        print(f"{path.stem:<24} {timings[path.stem]:7.1f} s", flush=True)
-    (out / "timings.json").write_text(json.dumps(timings, indent=1))
+    paths = course_notebooks() if paths is None else [Path(p) for p in paths]
+    saved = {k: os.environ.get(k) for k in headless_env()}
+    os.environ.update(headless_env())  # the kernels inherit this process's environment
+    try:
+        timings, failed = _execute(paths, out, timeout)
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    if failed:
+        raise CellExecutionError(f"notebooks that failed: {', '.join(failed)} (see {out / 'executed'}, {out / 'html'})", "", "")
     return timings
 
 
-def main() -> int:
-    command = sys.argv[1] if len(sys.argv) > 1 else "help"
+def _execute(paths: list[Path], out: Path, timeout: int) -> tuple[dict[str, float], list[str]]:
+    import nbformat
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    (out / "executed").mkdir(parents=True, exist_ok=True)
+    (out / "html").mkdir(parents=True, exist_ok=True)
+    timings, failed = {}, []
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        nb.metadata.pop("widgets", None)  # the widget state stored must be this run's
+        start = time.perf_counter()
+        try:
+            NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+        except CellExecutionError as error:
+            failed.append(path.stem)
+            print(f"{path.stem:<24} FAILED\n{error}", flush=True)
+        else:
+            timings[path.stem] = round(time.perf_counter() - start, 1)
+            print(f"{path.stem:<24} {timings[path.stem]:7.1f} s", flush=True)
+        nbformat.write(nb, out / "executed" / path.name)
+        export_html(nb, out / "html" / f"{path.stem}.html")
+    (out / "timings.json").write_text(json.dumps(timings, indent=1))
+    return timings, failed
+
+
+def stated_seconds(seconds: float) -> int:
+    """How the README and a notebook header quote a recorded time: to the nearest 10 s, at least 10 s."""
+    return max(10, int(seconds / 10 + 0.5) * 10)
+
+
+def budget_report(timings: dict[str, float], recorded: dict[str, float] | None = None) -> list[str]:
+    """Lines naming the notebooks over ``NOTEBOOK_BUDGET`` and saying whether the course fits
+    ``COURSE_BUDGET``; notebooks not in ``timings`` count with their ``recorded`` seconds."""
+    lines = []
+    over = {k: v for k, v in timings.items() if v > NOTEBOOK_BUDGET}
+    for stem, seconds in over.items():
+        lines.append(f"OVER BUDGET: {stem} took {seconds:.0f} s (budget {NOTEBOOK_BUDGET} s per notebook)")
+    if not over:
+        lines.append(f"every notebook run is within the {NOTEBOOK_BUDGET} s budget")
+    others = {k: v for k, v in (recorded or {}).items() if k not in timings}
+    total = sum(timings.values()) + sum(others.values())
+    how = f"{len(timings)} measured" + (f" + {len(others)} recorded in {TIMINGS.relative_to(ROOT)}" if others else "")
+    verdict = "OVER BUDGET" if total > COURSE_BUDGET else "within budget"
+    lines.append(f"whole course: {total:.0f} s ({how}), {verdict} ({COURSE_BUDGET} s = {COURSE_BUDGET // 60} min)")
+    return lines
+
+
+def read_timings() -> dict[str, float]:
+    return json.loads(TIMINGS.read_text()) if TIMINGS.exists() else {}
+
+
+def record_timings(timings: dict[str, float]) -> None:
+    """Merge measured seconds into notebooks/timings.json (other notebooks keep their figures)."""
+    known = {path.stem for path in course_notebooks()}
+    timings = {k: v for k, v in timings.items() if k in known}  # notebooks of the course only
+    merged = {k: v for k, v in {**read_timings(), **timings}.items() if k in known}
+    TIMINGS.write_text(json.dumps(dict(sorted(merged.items())), indent=1) + "\n")
+    print(f"recorded {', '.join(timings) or 'nothing'} in {TIMINGS.relative_to(ROOT)}; the README's table and the notebook"
+          " headers must now say:")
+    for stem, seconds in sorted(merged.items()):
+        print(f"  {stem:<24} ≈ {stated_seconds(seconds)} s")
+
+
+def run_course(paths: list[str], record: bool = False) -> int:
+    """``course.py run`` inside the virtual environment: execute, report the budget, maybe record."""
+    from nbclient.exceptions import CellExecutionError
+
+    try:
+        timings, code = execute_notebooks([Path(p) for p in paths]), 0
+    except CellExecutionError as error:
+        print(error, file=sys.stderr)
+        timings = json.loads((BUILD / "timings.json").read_text())
+        code = 1
+    print("\n".join(budget_report(timings, read_timings())), flush=True)
+    if record and timings:
+        record_timings(timings)
+    return code
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    command, rest = (argv[0], argv[1:]) if argv else ("help", [])
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if command == "run":
+        parser = argparse.ArgumentParser(prog="course.py run", description="Execute notebooks headless into build/.")
+        parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="04, 04_shapes_world or a path (default: all)")
+        parser.add_argument("--record", action="store_true", help=f"write the measured seconds into {TIMINGS.relative_to(ROOT)}")
+        args = parser.parse_args(rest)
+        paths = [str(p) for p in select_notebooks(args.notebooks)]
         python = setup()
-        code = "import course, sys; t = course.execute_notebooks(); print(f'whole course {sum(t.values()):.0f} s')"
-        return subprocess.run([str(python), "-c", code], cwd=ROOT).returncode
+        code = "import course, sys; sys.exit(course.run_course(sys.argv[2:], sys.argv[1] == 'record'))"
+        return subprocess.run([str(python), "-c", code, "record" if args.record else "-", *paths], cwd=ROOT).returncode
     if command == "test":
         python = setup()
-        return subprocess.run([str(python), "-m", "pytest", *sys.argv[2:]], cwd=ROOT).returncode
+        env = {**os.environ, **headless_env()}  # nbval's kernels inherit pytest's environment
+        return subprocess.run([str(python), "-m", "pytest", *rest], cwd=ROOT, env=env).returncode
     if command == "lab":
         python = setup("dev,lab")
-        return subprocess.run([str(python), "-m", "jupyter", "lab", str(NOTEBOOKS)], cwd=ROOT).returncode
+        return subprocess.run([str(python), "-m", "jupyter", "lab", str(NOTEBOOKS), *rest], cwd=ROOT).returncode
     print(__doc__)
     return 0 if command in ("help", "-h", "--help") else 2
 

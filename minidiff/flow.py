@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from diffusers import FlowMatchEulerDiscreteScheduler
 from ._checks import check_latents, check_steps
-from ._progress import progress_bar
+from .progress import progress_bar
 from .denoiser import Denoiser, check_denoiser, guided
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import torch
 from ._checks import check_latents, check_steps
-from ._progress import progress_bar
+from .progress import progress_bar
 from .denoiser import Denoiser, guided
 from .flow import _euler, flow_sigmas
 

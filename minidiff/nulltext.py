@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import torch
 from ._checks import check_latents
-from ._progress import progress_bar
+from .progress import progress_bar
 from .ddim import ddim_invert, ddim_schedulers
 from .denoiser import Denoiser, guided
 

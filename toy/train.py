@@ -1,8 +1,9 @@
 """Training recipes for the shapes world's tiny models, with progress bars, checkpoints and resume.
 
-    python -m toy.train vae          # AutoencoderKL shared by both models      (≈ 10 min on 2 cores)
-    python -m toy.train tiny-sd      # UNet + CLIP text encoder, ε-prediction    (≤ 60 min)
-    python -m toy.train tiny-flow    # SD3 transformer + 2 CLIP encoders, flow   (≤ 60 min)
+    python -m toy.train vae          # AutoencoderKL shared by the models      (≈ 20 min on 2 cores)
+    python -m toy.train tiny-sd      # UNet + CLIP text encoder, ε-prediction  (≈ 40 min, --threads 1)
+    python -m toy.train tiny-flow    # SD3 transformer + 2 CLIP encoders, flow (≈ 30 min, --threads 1)
+    python -m toy.train tiny-flux    # Flux transformer + CLIP + T5, guidance-distilled from tiny-flow
 
 Checkpoints go to ``runs/<name>/checkpoint.pt`` every ``--save-every`` steps and a run resumes
 from there. The result is written with ``save_pretrained`` to ``toy/weights/<name>``; a run refuses
@@ -14,25 +15,29 @@ import argparse
 import math
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from diffusers import AutoencoderKL
-from tqdm.auto import tqdm
-
-from .shapes import caption, render, train_scenes
-from .tiny_models import SD_SCHEDULER, TEXT_LEN, WEIGHTS, build_tiny_flow, build_tiny_sd, build_vae
+# torch, diffusers and the shapes world are imported inside the functions that use them, so that
+# ``python -m toy.train --help`` answers at once instead of after seconds of imports.
+if TYPE_CHECKING:
+    import torch
+    from diffusers import AutoencoderKL
 
 RUNS = Path(__file__).resolve().parents[1] / "runs"
-DEFAULTS = {  # steps, batch, learning rate
-    "vae": (2500, 32, 1e-3),
-    "tiny-sd": (5000, 64, 1e-3),
-    "tiny-flow": (5000, 64, 1e-3),
+WEIGHTS = Path(__file__).resolve().parent / "weights"  # the shipped models (toy.tiny_models.WEIGHTS)
+DEFAULTS = {  # steps, batch, learning rate (the shipped weights' recipes)
+    "vae": (5500, 32, 1e-3),
+    "tiny-sd": (6000, 64, 1e-3),
+    "tiny-flow": (6000, 64, 1e-3),
+    "tiny-flux": (6000, 64, 1e-3),
 }
 N_SCENES = 20_000  # training scenes (latents are computed once)
 P_UNCOND = 0.1     # prompt dropout: the empty prompt teaches the model ∅ for classifier-free guidance
 
 
 def _checkpoint(path: Path, modules: dict, opt, step: int) -> None:
+    import torch
+
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save({"step": step, "opt": opt.state_dict(), **{k: m.state_dict() for k, m in modules.items()}}, tmp)
@@ -42,6 +47,8 @@ def _checkpoint(path: Path, modules: dict, opt, step: int) -> None:
 def _resume(path: Path, modules: dict, opt) -> int:
     if not path.exists():
         return 0
+    import torch
+
     state = torch.load(path, weights_only=True)
     for k, m in modules.items():
         m.load_state_dict(state[k])
@@ -52,6 +59,9 @@ def _resume(path: Path, modules: dict, opt) -> int:
 
 def _loop(name: str, modules: dict, loss_fn, steps: int, lr: float, save_every: int) -> None:
     """Adam(W) with warm-up and cosine decay, checkpointing and resuming under runs/<name>."""
+    import torch
+    from tqdm.auto import tqdm
+
     params = [p for m in modules.values() for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     ckpt = RUNS / name / "checkpoint.pt"
@@ -76,6 +86,11 @@ def _loop(name: str, modules: dict, loss_fn, steps: int, lr: float, save_every: 
 
 def train_vae(steps: int, batch: int, lr: float, save_every: int, seed: int = 0) -> AutoencoderKL:
     """Fit the AutoencoderKL: pixel MSE + a small KL term (β = 1e-6, as in latent diffusion)."""
+    import torch
+
+    from .shapes import render, train_scenes
+    from .tiny_models import build_vae
+
     torch.manual_seed(seed)
     vae = build_vae()
     scenes = train_scenes(N_SCENES, seed)
@@ -95,19 +110,32 @@ def train_vae(steps: int, batch: int, lr: float, save_every: int, seed: int = 0)
     return vae
 
 
-@torch.no_grad()
 def _latents(vae: AutoencoderKL, scenes, chunk: int = 500) -> torch.Tensor:
-    z = [vae.encode(render(scenes[i:i + chunk])).latent_dist.mean for i in tqdm(range(0, len(scenes), chunk), desc="encoding scenes")]
-    return torch.cat(z) * vae.config.scaling_factor
+    import torch
+    from tqdm.auto import tqdm
+
+    from .shapes import render
+
+    with torch.no_grad():
+        z = [vae.encode(render(scenes[i:i + chunk])).latent_dist.mean for i in tqdm(range(0, len(scenes), chunk), desc="encoding scenes")]
+        return torch.cat(z) * vae.config.scaling_factor
 
 
 def _prompts(captions: list[str], idx: torch.Tensor, g: torch.Generator) -> list[str]:
+    import torch
+
     drop = torch.rand(len(idx), generator=g) < P_UNCOND
     return ["" if d else captions[i] for i, d in zip(idx.tolist(), drop.tolist())]
 
 
 def train_tiny_sd(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):
     """ε-prediction training of the UNet and the text encoder on frozen VAE latents (SD's recipe)."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from .shapes import caption, train_scenes
+    from .tiny_models import SD_SCHEDULER, build_tiny_sd
+
     torch.manual_seed(seed)
     vae = AutoencoderKL.from_pretrained(WEIGHTS / "vae").eval()
     pipe = build_tiny_sd(vae, RUNS / "tokenizer")
@@ -132,6 +160,12 @@ def train_tiny_sd(steps: int, batch: int, lr: float, save_every: int, seed: int 
 def train_tiny_flow(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):
     """Rectified-flow training (SD3's recipe: logit-normal t, target ε − x0) of the transformer and
     both text encoders on frozen VAE latents."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from .shapes import caption, train_scenes
+    from .tiny_models import TEXT_LEN, build_tiny_flow
+
     torch.manual_seed(seed)
     vae = AutoencoderKL.from_pretrained(WEIGHTS / "vae").eval()
     pipe = build_tiny_flow(vae, RUNS / "tokenizer")
@@ -155,7 +189,14 @@ def train_tiny_flow(steps: int, batch: int, lr: float, save_every: int, seed: in
     return pipe
 
 
-RECIPES = {"vae": train_vae, "tiny-sd": train_tiny_sd, "tiny-flow": train_tiny_flow}
+def train_tiny_flux(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):
+    """Guidance distillation of the Flux-architecture student from tiny-flow (:mod:`toy.distill`)."""
+    from .distill import train_tiny_flux as distil
+
+    return distil(steps, batch, lr, save_every, seed)
+
+
+RECIPES = {"vae": train_vae, "tiny-sd": train_tiny_sd, "tiny-flow": train_tiny_flow, "tiny-flux": train_tiny_flux}
 
 
 def save(model, out: Path) -> None:
@@ -167,21 +208,33 @@ def save(model, out: Path) -> None:
     tmp.rename(out)
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("recipe", choices=sorted(RECIPES))
-    parser.add_argument("--steps", type=int)
-    parser.add_argument("--batch", type=int)
-    parser.add_argument("--lr", type=float)
-    parser.add_argument("--save-every", type=int, default=250)
+def _per_recipe(i: int) -> str:
+    return ", ".join(f"{values[i]:g} for {recipe}" for recipe, values in DEFAULTS.items())
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line; parsed before torch is imported, so ``--help`` is immediate."""
+    parser = argparse.ArgumentParser(prog="python -m toy.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("recipe", choices=sorted(RECIPES), help="what to train (tiny-sd and tiny-flow need the VAE first, tiny-flux needs tiny-flow)")
+    parser.add_argument("--steps", type=int, help=f"optimiser steps (default: {_per_recipe(0)})")
+    parser.add_argument("--batch", type=int, help=f"batch size (default: {_per_recipe(1)})")
+    parser.add_argument("--lr", type=float, help=f"peak learning rate of AdamW, after 200 warm-up steps, cosine-decayed (default: {_per_recipe(2)})")
+    parser.add_argument("--save-every", type=int, default=250, help="write runs/<recipe>/checkpoint.pt every N steps (default: %(default)s)")
     parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     parser.add_argument("--out", type=Path, help="output folder (default: toy/weights/<recipe>)")
-    parser.add_argument("--overwrite", action="store_true", help="allow replacing shipped weights")
-    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in runs/<recipe>")
-    args = parser.parse_args(argv)
+    parser.add_argument("--overwrite", action="store_true", help="allow replacing shipped weights (default: refuse)")
+    parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in runs/<recipe> (default: resume from it)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     out = args.out or WEIGHTS / args.recipe
     if out.exists() and not args.overwrite:
         raise SystemExit(f"{out} exists; pass --overwrite to replace it, or --out to write elsewhere.")
+    import torch
+
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.fresh:

@@ -9,8 +9,25 @@ import argparse
 from pathlib import Path
 from typing import Callable
 
+RECIPE_NAMES = ("cond-ddpm",)  # the keys of RECIPES below, known before torch is imported
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line of ``python -m toy.train2d``."""
+    parser = argparse.ArgumentParser(prog="python -m toy.train2d", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("recipe", choices=RECIPE_NAMES, help="what to train: cond-ddpm, the class-conditional ε MLP")
+    parser.add_argument("--out", type=Path, help="output folder (default: the shipped location, toy/weights/mix2d-<recipe>)")
+    parser.add_argument("--overwrite", action="store_true", help="allow replacing the shipped weights (default: refuse)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds data, noise and initialisation (default: %(default)s)")
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":  # --help and argument errors answer here, before the seconds of imports below
+    parse_args()
+
 import torch
-from tqdm.auto import tqdm
+from minidiff.progress import progress_bar
 
 from .mixtures import ALPHAS_CUMPROD, GaussianMixture, conditional_mixture
 from .mlp import MLPDenoiser
@@ -50,7 +67,7 @@ def train_denoiser(
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, iters)
     losses = []
     model.train()
-    for _ in tqdm(range(iters), desc=f"training {model.prediction} MLP", disable=not progress, leave=False):
+    for _ in progress_bar(range(iters), f"training {model.prediction} MLP", progress):
         x0, labels = sample(batch, g)
         eps = torch.randn(x0.shape, generator=g)
         if model.prediction == "epsilon":
@@ -113,12 +130,8 @@ def load(name: str) -> MLPDenoiser:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("recipe", choices=sorted(RECIPES))
-    parser.add_argument("--out", type=Path, help="output folder (default: the shipped location)")
-    parser.add_argument("--overwrite", action="store_true", help="allow replacing the shipped weights")
-    parser.add_argument("--seed", type=int, default=0)
-    args = parser.parse_args(argv)
+    assert set(RECIPE_NAMES) == set(RECIPES), "RECIPE_NAMES must list the keys of RECIPES"
+    args = parse_args(argv)
     out = args.out or WEIGHTS / f"mix2d-{args.recipe}"
     if out.exists() and not args.overwrite:
         raise SystemExit(f"{out} exists; pass --overwrite to replace it, or --out to write elsewhere.")

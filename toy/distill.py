@@ -1,0 +1,67 @@
+"""Guidance distillation of tiny-flux from tiny-flow, as FLUX.1-dev is used (Meng et al., CVPR 2023).
+
+The student, FLUX.1's architecture (:func:`toy.tiny_models.build_tiny_flux`), takes the guidance scale
+w as an input (its guidance embedding) and learns to reproduce the teacher's classifier-free guided
+velocity at that scale,
+
+.. math:: \\min\\; \\mathbb{E}_{x_0, c, t, \\varepsilon, w}\\big\\| v_s(x_t, t, c, w) - \\big[v_T(x_t, t, \\varnothing)
+          + w\\,(v_T(x_t, t, c) - v_T(x_t, t, \\varnothing))\\big]\\big\\|^2,\\qquad w \\sim U[1, 7],
+
+on x_t = (1 − t)x_0 + tε over the same frozen VAE latents (t logit-normal, as SD3 and Flux train).
+The teacher, tiny-flow (SD3's architecture, true CFG), needs two passes per sampling step; the
+student one. Its text encoders (CLIP pooled + T5) are trained with it from scratch.
+"""
+from __future__ import annotations
+
+import torch
+from diffusers import AutoencoderKL
+
+from minidiff.pipelines import load_pipeline
+
+from .shapes import caption, train_scenes
+from .tiny_models import TEXT_LEN, build_tiny_flux
+
+GUIDANCE_RANGE = (1.0, 7.0)
+
+
+def train_tiny_flux(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):
+    """Distil tiny-flux from the shipped tiny-flow; checkpoints and resume under ``runs/tiny-flux``."""
+    from . import train
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL.from_pretrained(train.WEIGHTS / "vae").eval()
+    pipe = build_tiny_flux(vae, train.RUNS / "tokenizer-flux")
+    teacher = load_pipeline(str(train.WEIGHTS / "tiny-flow"), device="cpu")
+    for module in (teacher.transformer, teacher.pipe.text_encoder, teacher.pipe.text_encoder_2):
+        module.requires_grad_(False)
+    scenes = train_scenes(train.N_SCENES, seed)
+    z0, captions = train._latents(vae, scenes), [caption(s) for s in scenes]
+    vocabulary = sorted(set(captions))
+    index = torch.tensor([vocabulary.index(c) for c in captions])
+    teacher_cond = teacher.embed(vocabulary)  # every caption embedded once: (embeds, pooled)
+    teacher_null = teacher.null
+    g = torch.Generator().manual_seed(seed)
+
+    def loss_fn(step):
+        idx = torch.randint(0, len(z0), (batch,), generator=g)
+        t = torch.sigmoid(torch.randn(batch, generator=g))
+        w = torch.empty(batch).uniform_(*GUIDANCE_RANGE, generator=g)
+        eps = torch.randn(z0[idx].shape, generator=g)
+        zt = (1 - t.view(-1, 1, 1, 1)) * z0[idx] + t.view(-1, 1, 1, 1) * eps
+        with torch.no_grad():
+            cond = tuple(e[index[idx]] for e in teacher_cond)
+            v_u = teacher(zt, t, teacher_null)
+            v_c = teacher(zt, t, cond)
+            target = v_u + w.view(-1, 1, 1, 1) * (v_c - v_u)
+        embeds, pooled, text_ids = pipe.encode_prompt([captions[i] for i in idx.tolist()], None, device="cpu",
+                                                      max_sequence_length=TEXT_LEN)
+        b, c, h, w_ = zt.shape
+        v = pipe.transformer(hidden_states=pipe._pack_latents(zt, b, c, h, w_), timestep=t, guidance=w,
+                             pooled_projections=pooled, encoder_hidden_states=embeds, txt_ids=text_ids,
+                             img_ids=pipe._prepare_latent_image_ids(b, h // 2, w_ // 2, "cpu", zt.dtype)).sample
+        v = pipe._unpack_latents(v, h * pipe.vae_scale_factor, w_ * pipe.vae_scale_factor, pipe.vae_scale_factor)
+        return ((v - target) ** 2).mean()
+
+    modules = {"transformer": pipe.transformer, "text_encoder": pipe.text_encoder, "text_encoder_2": pipe.text_encoder_2}
+    train._loop("tiny-flux", modules, loss_fn, steps, lr, save_every)
+    return pipe
