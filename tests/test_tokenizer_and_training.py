@@ -35,3 +35,29 @@ def test_punctuation_is_named_as_the_cause(tmp_path):
     tok = build_word_tokenizer(list(VOCAB), tmp_path)
     with pytest.raises(ValueError, match="knows 'circle' but not the punctuation ','"):
         check_known_words(tok, ["a red circle, on a blue background"])
+
+
+def test_tiny_flux_distillation_runs_and_resumes(tmp_path, monkeypatch):
+    """Two short runs of the guidance-distillation recipe: the second resumes the first's checkpoint."""
+    import torch
+
+    from toy import distill
+
+    monkeypatch.setattr(train, "RUNS", tmp_path)
+    monkeypatch.setattr(train, "N_SCENES", 32)
+    losses = []
+    original = train._loop
+
+    def recording(name, modules, loss_fn, steps, lr, save_every):
+        def loss(step):
+            value = loss_fn(step)
+            losses.append(value.item())
+            return value
+        original(name, modules, loss, steps, lr, save_every)
+
+    monkeypatch.setattr(train, "_loop", recording)
+    distill.train_tiny_flux(steps=2, batch=4, lr=1e-3, save_every=1)
+    assert (tmp_path / "tiny-flux" / "checkpoint.pt").exists() and len(losses) == 2
+    pipe = distill.train_tiny_flux(steps=3, batch=4, lr=1e-3, save_every=1)
+    assert len(losses) == 3  # resumed at step 2
+    assert pipe.transformer.config.guidance_embeds and torch.isfinite(torch.tensor(losses)).all()
