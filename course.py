@@ -29,6 +29,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -293,7 +294,13 @@ def _execute(paths: list[Path], out: Path, timeout: int) -> tuple[dict[str, floa
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
+    from traitlets.config import Config
 
+    # Kernels talk over local IPC sockets, not TCP: no port is opened, and ipykernel 7 has no "running
+    # over TCP without encryption" warning to print. The socket path is absolute because the kernel runs
+    # in the notebook's folder and this process elsewhere.
+    sockets = tempfile.TemporaryDirectory(prefix="course-kernels-")
+    kernel_config = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets.name) / "kernel")}})
     (out / "executed").mkdir(parents=True, exist_ok=True)
     (out / "html").mkdir(parents=True, exist_ok=True)
     timings, failed = {}, []
@@ -302,7 +309,8 @@ def _execute(paths: list[Path], out: Path, timeout: int) -> tuple[dict[str, floa
         nb.metadata.pop("widgets", None)  # the widget state stored must be this run's
         start = time.perf_counter()
         try:
-            NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+            NotebookClient(nb, timeout=timeout, kernel_name="python3", config=kernel_config,
+                           resources={"metadata": {"path": str(path.parent)}}).execute()
         except CellExecutionError as error:
             failed.append(path.stem)
             print(f"{path.stem:<24} FAILED\n{error}", flush=True)
@@ -311,6 +319,7 @@ def _execute(paths: list[Path], out: Path, timeout: int) -> tuple[dict[str, floa
             print(f"{path.stem:<24} {timings[path.stem]:7.1f} s", flush=True)
         nbformat.write(nb, out / "executed" / path.name)
         export_html(nb, out / "html" / f"{path.stem}.html")
+    sockets.cleanup()
     (out / "timings.json").write_text(json.dumps(timings, indent=1))
     return timings, failed
 

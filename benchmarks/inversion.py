@@ -24,6 +24,7 @@ def _timed(fn):
 
 def run() -> dict:
     model = load_pipeline("tiny-sd", device="cpu")
+    model.unet.requires_grad_(False)  # null-text optimises ∅ only: no gradients for the weights
     scenes = heldout_scenes(N_IMAGES, seed=100)
     images, prompts = render(scenes), [caption(s) for s in scenes]
     z0, cond, null = model.encode(images), model.embed(prompts), model.null

@@ -4,7 +4,8 @@ from .ddim import ddim_invert, ddim_sample, ddim_schedulers
 from .denoiser import Denoiser, guided
 from .flow import flow_invert, flow_sample, flow_sigmas
 from .flowedit import flowedit
-from .freeinv import BranchAverage, FreeInvInversion, Transform, freeinv_invert, freeinv_sample
+from .flow_baselines import inversion_edit, sdedit
+from .freeinv import BranchAverage, FreeInvInversion, PatchGridRotation, Transform, freeinv_invert, freeinv_sample
 from .generate import generate
 from .inversions import DirectInversion, NegativePromptInversion, direct_inversion, negative_prompt_inversion
 from .nulltext import NullTextInversion, null_text_invert
@@ -22,6 +23,6 @@ from .metrics import (
 
 __all__ = [
     "Denoiser", "guided", "ddim_invert", "ddim_sample", "ddim_schedulers", "flow_invert", "flow_sample",
-    "flow_sigmas", "flowedit", "masked_psnr", "generate", "DirectInversion", "NegativePromptInversion", "direct_inversion", "negative_prompt_inversion", "NullTextInversion", "BranchAverage", "FreeInvInversion", "Transform", "freeinv_invert", "freeinv_sample", "null_text_invert", "mixture_w2_squared", "mmd_rbf", "nearest_mode_share", "per_mode_spread",
+    "flow_sigmas", "flowedit", "inversion_edit", "sdedit", "masked_psnr", "generate", "DirectInversion", "NegativePromptInversion", "direct_inversion", "negative_prompt_inversion", "NullTextInversion", "BranchAverage", "FreeInvInversion", "PatchGridRotation", "Transform", "freeinv_invert", "freeinv_sample", "null_text_invert", "mixture_w2_squared", "mmd_rbf", "nearest_mode_share", "per_mode_spread",
     "psnr", "reconstruction_error", "transport_cost", "w2_squared",
 ]

@@ -70,9 +70,40 @@ def _flip(x: torch.Tensor) -> torch.Tensor:
     return torch.stack([-x[:, 0], x[:, 1]], 1) if _is_points(x) else x.flip(-1)
 
 
+@dataclass(frozen=True)
+class PatchGridRotation(Transform):
+    """A quarter-turn rotation of the grid of ``patch`` × ``patch`` latent patches that leaves each patch's
+    contents unrotated: what rotating FLUX's 2×2-packed token sequence does (the official FreeInv code for
+    Flux rotates packed tokens). It is invertible, but it is not a rotation of the image, so the model
+    sees latents unlike any it was trained on; kept to measure what that loses (notebook 08)."""
+
+    patch: int = 2
+
+    @property
+    def name(self) -> str:
+        return f"tokens-rot{90 * (self.quarter_turns % 4)}"
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return _rotate_patch_grid(x, self.quarter_turns, self.patch)
+
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        return _rotate_patch_grid(x, -self.quarter_turns, self.patch)
+
+
+def _rotate_patch_grid(x: torch.Tensor, k: int, p: int) -> torch.Tensor:
+    """(B, C, H, W) → (B, C, H, W) with the (H/p) × (W/p) grid of p × p patches rotated k quarter turns."""
+    if _is_points(x) or x.shape[-1] % p:
+        raise ValueError(f"a patch-grid rotation needs square latents (B, C, H, H) with H divisible by {p}, got {tuple(x.shape)}.")
+    b, c, h, w = x.shape
+    grid = x.reshape(b, c, h // p, p, w // p, p).permute(0, 1, 3, 5, 2, 4)  # (B, C, p, p, H/p, W/p)
+    grid = torch.rot90(grid, k, dims=(-2, -1))
+    return grid.permute(0, 1, 4, 2, 5, 3).reshape(b, c, h, w)
+
+
 IDENTITY = Transform()
 ROTATIONS = tuple(Transform(k) for k in range(4))
 FLIPS = (Transform(), Transform(flip=True))
+PATCH_GRID_ROTATIONS = tuple(PatchGridRotation(k) for k in range(4))
 
 
 class BranchAverage:

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from minidiff import flow_invert, flow_sample, flow_sigmas, flowedit, nearest_mode_share, transport_cost
+from minidiff import flow_invert, flow_sample, flow_sigmas, flowedit, inversion_edit, nearest_mode_share, sdedit, transport_cost
 from toy.mixtures import FLOWEDIT_SOURCE, FLOWEDIT_TARGET, FLOWEDIT_TARGET_VARIANT, ExactFlow
 
 
@@ -87,3 +87,33 @@ def test_review_configuration_differs_in_cost_not_in_pairing():
     assert nearest_mode_share(x, y_inv, *m) >= 0.98
     assert nearest_mode_share(x, y_fe, *m) >= 0.98
     assert transport_cost(x, y_fe) < transport_cost(x, y_inv)
+
+
+class ConstantField:
+    """V = cond everywhere: every Euler path has a closed form."""
+
+    prediction, scheduler_config = "velocity", ExactFlow.scheduler_config
+
+    def __call__(self, x, t, cond):
+        return torch.zeros_like(x) + cond
+
+
+def test_inversion_edit_goes_up_with_the_source_and_down_with_the_target():
+    x, a, b = torch.randn(5, 2), torch.tensor([[1.0, -2.0]]), torch.tensor([[0.5, 3.0]])
+    steps, n_max = 20, 12
+    t0 = flow_sigmas(ConstantField(), steps)[steps - n_max]
+    out = inversion_edit(ConstantField(), x, a, b, steps=steps, n_max=n_max, guidance_src=1, guidance_tar=1)
+    torch.testing.assert_close(out, x + t0 * a - t0 * b, atol=1e-5, rtol=0)
+    same = inversion_edit(ConstantField(), x, a, a, steps=steps, n_max=n_max, guidance_src=1, guidance_tar=1)
+    torch.testing.assert_close(same, x, atol=1e-5, rtol=0)
+
+
+def test_sdedit_noises_the_source_to_flowedits_start_then_follows_the_target():
+    x, b = torch.randn(5, 2), torch.tensor([[0.5, 3.0]])
+    steps, n_max = 20, 12
+    t0 = flow_sigmas(ConstantField(), steps)[steps - n_max]
+    out = sdedit(ConstantField(), x, b, steps=steps, n_max=n_max, guidance_tar=1, generator=torch.Generator().manual_seed(4))
+    noise = torch.randn(x.shape, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(out, (1 - t0) * x + t0 * noise - t0 * b, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="n_max"):
+        sdedit(ConstantField(), x, b, steps=steps, n_max=0)

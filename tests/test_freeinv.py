@@ -87,3 +87,17 @@ def test_flow_models_get_freeinv_too():
     inv = md.freeinv_invert(ConstantVelocity(), x0, steps=8, schedule=schedule)
     torch.testing.assert_close(md.freeinv_sample(ConstantVelocity(), inv.latent, inv.schedule, steps=8), x0)
     assert (md.flow_sample(ConstantVelocity(), inv.latent, steps=8, transforms=schedule) - x0).abs().max() > 0.01
+
+
+def test_patch_grid_rotation_moves_patches_but_not_their_contents():
+    from minidiff.freeinv import PATCH_GRID_ROTATIONS, PatchGridRotation
+
+    x = torch.randn(2, 4, 8, 8)
+    for f in PATCH_GRID_ROTATIONS:
+        torch.testing.assert_close(f.inverse(f(x)), x, atol=0, rtol=0)
+    turned = PATCH_GRID_ROTATIONS[1](x)
+    assert not torch.equal(turned, ROTATIONS[1](x))  # not a rotation of the image ...
+    torch.testing.assert_close(turned[..., :2, :2], x[..., :2, 6:8], atol=0, rtol=0)  # ... the top-right patch moves whole
+    torch.testing.assert_close(PatchGridRotation(1, patch=1)(x), ROTATIONS[1](x), atol=0, rtol=0)  # 1×1 patches: the rotation
+    with pytest.raises(ValueError, match="divisible by 2"):
+        PATCH_GRID_ROTATIONS[1](torch.randn(1, 4, 7, 7))

@@ -1,0 +1,65 @@
+"""FlowEdit on images: tiny-flow (SD3's architecture and settings) and tiny-flux (FLUX.1-dev's), against
+editing-by-inversion and SDEdit at the same start time, on 30 ground-truth edits (all three kinds);
+tiny-flux's prompt accuracy and its cost per image against tiny-flow's at equal steps; FreeInv on Flux
+(w = 1 reconstruction, 20 steps) rotating the unpacked latent and, as the official code does, the
+packed tokens."""
+from __future__ import annotations
+
+import time
+
+import torch
+
+import minidiff as md
+from minidiff.freeinv import PATCH_GRID_ROTATIONS, ROTATIONS
+from minidiff.pipelines import load_pipeline
+from toy.shapes import caption, heldout_scenes, prompt_accuracy, render
+from toy.shapes.editing import editing_cases
+from toy.shapes.flow_editing import FLUX_SETTING, METHODS, SD3_SETTING, run_edits
+
+N_EDITS, N_PROMPTS, N_RECON = 30, 120, 20
+FLUX_GUIDANCE, FLOW_GUIDANCE = 3.5, 5.0  # sampling guidance: FLUX.1-dev's default; tiny-flow's (shapes benchmark)
+
+
+def _seconds_per_image(model, prompt: str, guidance: float, steps: int, repeats: int = 3) -> float:
+    md.generate(model, [prompt], guidance, steps)  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        md.generate(model, [prompt], guidance, steps)
+    return (time.perf_counter() - start) / repeats
+
+
+def freeinv_figures(flux, steps: int = 20, seeds=range(3)) -> dict[str, float]:
+    """w = 1 reconstruction PSNR of held-out images through tiny-flux: plain flow inversion, FreeInv with
+    rotations of the unpacked latent, and with rotations of the packed token grid (mean over seeds)."""
+    scenes = heldout_scenes(N_RECON, seed=300)
+    images, cond = render(scenes), flux.embed([caption(s) for s in scenes])
+    z0 = flux.encode(images)
+    plain = md.psnr(images, flux.decode(md.flow_sample(flux, md.flow_invert(flux, z0, cond, steps), cond, steps)))
+    out = {"flux_inversion_psnr": plain}
+    for key, transforms in (("flux_freeinv_psnr", ROTATIONS), ("flux_freeinv_packed_psnr", PATCH_GRID_ROTATIONS)):
+        values = []
+        for seed in seeds:
+            inv = md.freeinv_invert(flux, z0, cond, steps, transforms=transforms, generator=torch.Generator().manual_seed(seed))
+            values.append(md.psnr(images, flux.decode(md.freeinv_sample(flux, inv.latent, inv.schedule, cond, steps))))
+        out[key] = sum(values) / len(values)
+    return out
+
+
+def run() -> dict:
+    flow, flux = load_pipeline("tiny-flow", device="cpu"), load_pipeline("tiny-flux", device="cpu")
+    prompts = [caption(s) for s in heldout_scenes(N_PROMPTS, seed=1)]
+    figures: dict = {"flux_prompt_acc": prompt_accuracy(md.generate(flux, prompts, FLUX_GUIDANCE, FLUX_SETTING.steps), prompts)}
+    figures["flux_seconds_per_image"] = _seconds_per_image(flux, prompts[0], FLUX_GUIDANCE, FLUX_SETTING.steps)
+    figures["flow_seconds_per_image"] = _seconds_per_image(flow, prompts[0], FLOW_GUIDANCE, FLUX_SETTING.steps)
+    cases = editing_cases(N_EDITS)
+    for name, model, setting in (("flow", flow, SD3_SETTING), ("flux", flux, FLUX_SETTING)):
+        runs = run_edits(model, cases, setting, METHODS)
+        for method, result in runs.items():
+            for metric, values in result.scores.items():
+                figures[f"{name}_{method}_{metric}"] = float(values.mean())
+                figures[f"{name}_{method}_{metric}_se"] = float(values.std(ddof=1) / len(values) ** 0.5)
+        figures[f"{name}_flowedit_seconds_per_edit"] = runs["flowedit"].seconds_per_edit
+        figures[f"{name}_cost_ratio"] = figures[f"{name}_flowedit_cost"] / figures[f"{name}_inversion_cost"]
+    figures |= freeinv_figures(flux)
+    figures["n_edits"] = N_EDITS
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
