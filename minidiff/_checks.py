@@ -13,7 +13,7 @@ def check_steps(steps: int, max_steps: int, name: str = "steps") -> None:
 
 
 def check_latents(x: torch.Tensor, name: str = "x") -> None:
-    """Refuse non-float or non-finite latents, and half precision on the CPU."""
+    """Refuse latents that are not a floating-point tensor with a batch dimension, and half precision on the CPU."""
     if not isinstance(x, torch.Tensor) or not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point torch.Tensor of shape (B, ...), got {type(x).__name__}.")
     if x.dim() < 2:

@@ -68,13 +68,20 @@ def null_text_invert(
         steps: DDIM steps T.
         guidance: the CFG scale w the reconstruction will use (paper: 7.5).
         inner_steps: N, the most Adam iterations per step (paper: 10); 0 leaves ∅ untouched.
-        lr: Adam's learning rate at the first step, decayed linearly to lr/2 at the last,
-            lr·(1 − i/(2T)) (the paper's lr·(1 − i/100) at T = 50).
+        lr: Adam's learning rate at the first step i = 0, decayed linearly with the step index,
+            lr_i = lr·(1 − i/(2T)), i = 0, …, T − 1: exactly the paper's 1e-2·(1 − i/100) at T = 50,
+            and for any T the same decay over the trajectory, from lr to just above lr/2 (the paper's
+            formula taken literally reaches 0 at i = 100, so it fails for T > 100). The global
+            ablation keeps lr constant.
         early_stop: ε of the early-stop threshold ε + i·2e-5, applied to each image's own loss.
         per_step: True optimises one ∅_t per step (the method); False is the paper's global
             ablation: a single ∅ for all steps, optimised with the same budget — ``inner_steps``
             passes down the trajectory, one Adam step per timestep per pass.
         progress: show a progress bar.
+
+    Raises:
+        ValueError: if ``x0`` is not float32 (float64 as well as half precision); the message names
+            the dtype it got.
     """
     check_latents(x0, "x0")
     if x0.dtype != torch.float32:

@@ -2,10 +2,12 @@
 
 A source and a target prompt are sampled side by side from the same latent. During the first
 ``cross_replace`` fraction of the steps the target's cross-attention maps are taken from the source
-(word swap: position by position; refinement: the tokens the two prompts share, aligned, while new
-words keep their own maps), optionally re-weighted per word; during the first ``self_replace``
-fraction the target's self-attention maps are the source's. The layout follows the source; the words
-follow the target.
+through a replacement mapper M, :math:`A^*_{tar} = A_{src} M^\\top` (word swap: word by word, a word of
+n tokens sharing its source word's map, 1/n each; refinement: the tokens the two prompts share, aligned,
+while new words keep their own maps), optionally re-weighted, every token of a word by the same scale,
+:math:`A^*_{tar}[\\ldots, j] \\leftarrow c_j\\,A^*_{tar}[\\ldots, j]`; during the first ``self_replace``
+fraction the target's self-attention maps are the source's, in the layers of at most 32² queries. The
+layout follows the source; the words follow the target.
 
 The control is installed with ``unet.set_attn_processor`` (never by patching classes by name, which
 silently stops working when diffusers renames them) and removed afterwards.
@@ -38,7 +40,9 @@ class P2PEdit:
         blend_threshold: the mask keeps where the normalised map exceeds this (official k = 0.3).
         blend_start: fraction of the steps after which blending starts (official 0.2).
         self_max_queries: self-attention is injected only in layers with at most this many queries
-            (official: 32², so SD's 64×64 layers are skipped; every layer of tiny-sd qualifies).
+            (the official ``replace_self_attention``: 32², so SD 1.5's 64×64 layers of a 512² image are
+            skipped and its 32×32, 16×16 and 8×8 ones injected). Every layer of tiny-sd qualifies: its
+            latents are 8×8, so its largest self-attention has 64 queries.
     """
 
     source: str
@@ -85,9 +89,14 @@ class AttentionControl:
         Σ_i M[j, i]·A_src[i]; ``aligned[j]`` says whether it takes one at all.
 
         Words are matched with difflib. Equal words map token to token; a swapped word maps its n
-        target tokens onto its m source tokens, each with weight 1/n (the official word swap; one to
-        one when n = m); an added word keeps its own map (refinement). BOS and the padding after the
-        prompt map to their counterparts.
+        target tokens onto its m source tokens, each with weight 1/n (the official
+        ``get_replacement_mapper_``: one to one when n = m, and a target token of "hexagon" = hex +
+        agon takes ½·A_src["circle"]); an added word keeps its own map (refinement). BOS and the
+        padding after the prompt map to their counterparts.
+
+        The words after a swap of unequal length are shifted onto their counterparts. The official
+        code does so between swapped words, but after the last one it writes ``mapper[j, j] = 1``,
+        which leaves the rest of the prompt unshifted. Here every later word keeps its own source word.
         """
         mapper, aligned = torch.zeros(length, length), torch.zeros(length, dtype=torch.bool)
         mapper[0, 0], aligned[0] = 1, True

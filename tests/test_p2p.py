@@ -7,7 +7,7 @@ import torch
 from transformers import CLIPTokenizer
 
 import minidiff as md
-from minidiff.p2p import AttentionControl, P2PEdit, p2p_sample
+from minidiff.p2p import AttentionControl, P2PEdit, attention_control, p2p_sample
 from minidiff.pipelines import load_pipeline
 from toy.shapes import VOCAB
 from toy.tiny_models import build_tiny_sd
@@ -49,6 +49,14 @@ def test_word_swap_maps_one_token_to_several(bpe):
 def test_reweighting_scales_every_token_of_the_word(bpe):
     control = AttentionControl(P2PEdit(TARGET, TARGET, reweight={"hexagon": 3.0}), bpe, 10)
     assert control.scale[3] == control.scale[4] == 3.0 and control.scale.sum() == 16 + 2 * 2.0
+    # swapped and re-weighted: each token of "hexagon" gets 3 · ½ · A_src["circle"]
+    swap = AttentionControl(P2PEdit(SOURCE, TARGET, reweight={"hexagon": 3.0}), bpe, 10)
+    probs = torch.rand(2 * 2, 6, 16)  # [source, target] × 2 heads, 6 queries, 16 tokens
+    out = swap("l", probs, True, heads=2).view(2, 2, 6, 16)
+    src = probs.view(2, 2, 6, 16)[0]
+    for j in (3, 4):
+        torch.testing.assert_close(out[1][..., j], 1.5 * src[..., 3])
+    torch.testing.assert_close(out[1][..., 5], src[..., 4])  # "on" ← "on", unscaled
 
 
 def test_mapped_maps_are_the_source_maps_combined():
@@ -78,6 +86,11 @@ def test_self_attention_is_injected_only_in_small_layers():
     small, large = torch.rand(2, 16, 16), torch.rand(2, 64, 64)
     assert torch.equal(control("s", small, False, heads=1)[1], small[0])
     assert torch.equal(control("l", large, False, heads=1), large)
+    # the official limit on SD 1.5 at 512²: the 32×32 layers are injected, the 64×64 ones are not
+    official = AttentionControl(P2PEdit("a", "a", self_replace=1.0), Words(), 1)
+    sd32, sd64 = torch.rand(2, 32 ** 2, 3), torch.rand(2, 64 ** 2, 3)
+    assert torch.equal(official("32", sd32, False, heads=1)[1], sd32[0])
+    assert torch.equal(official("64", sd64, False, heads=1), sd64)
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +99,28 @@ def sd(tmp_path_factory):
     torch.manual_seed(0)
     build_tiny_sd(tokenizer_dir=folder / "tok").save_pretrained(folder / "pipe")
     return load_pipeline(str(folder / "pipe"), device="cpu")
+
+
+def test_every_self_attention_layer_of_tiny_sd_is_injected(sd):
+    """tiny-sd's latents are 8×8: every self-attention layer has ≤ 64 ≤ 32² queries, so the official
+    limit skips none of them, and each one's target map becomes the source's."""
+    control = AttentionControl(P2PEdit(SOURCE, SOURCE, self_replace=1.0), sd.pipe.tokenizer, 1)
+    queries, injected = {}, {}
+
+    def recording(name, probs, is_cross, heads):
+        out = control(name, probs, is_cross, heads)
+        if not is_cross:
+            p, o = probs.view(2, heads, *probs.shape[1:]), out.view(2, heads, *probs.shape[1:])
+            queries[name], injected[name] = probs.shape[1], torch.equal(o[1], p[0])
+        return out
+
+    z = sd.noise(2, torch.Generator().manual_seed(0))
+    with attention_control(sd.unet, recording):
+        sd.unet(z, 500, encoder_hidden_states=sd.embed([SOURCE, "a red square on a blue background"]))
+    self_layers = [name for name in sd.unet.attn_processors if ".attn1." in name]
+    assert sorted(queries) == sorted(self_layers) and len(self_layers) > 0
+    assert max(queries.values()) == 8 ** 2 <= 32 ** 2
+    assert all(injected.values())
 
 
 def test_local_blend_keeps_the_source_outside_its_mask(sd):
