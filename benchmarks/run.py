@@ -6,6 +6,8 @@
     python benchmarks/run.py shapes                   # tiny-sd / tiny-flow figures + notebook 04
     python benchmarks/run.py inversion                # null-text, FreeInv, P2P on tiny-sd + notebooks 05-07
     python benchmarks/run.py editing                  # every inversion × editor on 30 ground-truth edits (slow)
+    python benchmarks/run.py flowedit                 # FlowEdit vs inversion vs SDEdit on tiny-flow and tiny-flux + notebook 08
+    python benchmarks/run.py morph                    # IMPUS morphing on tiny-sd, baselines, ablations + notebook 09
 """
 from __future__ import annotations
 
@@ -25,6 +27,8 @@ SUITES = {
     "shapes": ["04_shapes_world"],
     "inversion": ["05_nulltext_2d", "06_nulltext_p2p", "07_freeinv"],
     "editing": ["06_nulltext_p2p"],
+    "flowedit": ["08_flowedit_images"],
+    "morph": ["09_impus_morphing"],
 }
 
 
@@ -34,10 +38,11 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--skip-notebooks", action="store_true", help="do not execute the suite's notebooks")
     args = parser.parse_args(argv)
 
-    from benchmarks import editing, inversion, shapes, toy2d
+    from benchmarks import editing, flowedit, inversion, morph, shapes, toy2d
 
     start = time.perf_counter()
-    figures = {"toy2d": toy2d.run, "shapes": shapes.run, "inversion": inversion.run, "editing": editing.run}[args.suite]()
+    figures = {"toy2d": toy2d.run, "shapes": shapes.run, "inversion": inversion.run, "editing": editing.run,
+               "flowedit": flowedit.run, "morph": morph.run}[args.suite]()
     figures["seconds"] = round(time.perf_counter() - start, 1)
     if not args.skip_notebooks:
         paths = [course.NOTEBOOKS / f"{name}.ipynb" for name in SUITES[args.suite]]

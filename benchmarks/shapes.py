@@ -16,7 +16,7 @@ SD_GUIDANCE, FLOW_GUIDANCE = 7.5, 5.0
 
 
 def weights_mb() -> float:
-    """Everything shipped in toy/weights: tiny-sd, tiny-flow, their VAE and the 2D models."""
+    """Everything shipped in toy/weights: tiny-sd, tiny-flow, tiny-flux, their VAE and the 2D models."""
     return sum(p.stat().st_size for p in WEIGHTS.rglob("*") if p.is_file()) / 2**20
 
 

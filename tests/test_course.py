@@ -258,3 +258,20 @@ def test_training_defaults_in_help_are_the_recipes_defaults():
 
     for recipe, (steps, batch, lr) in train.DEFAULTS.items():
         assert f"{steps} for {recipe}" in train._per_recipe(0) and f"{batch} for {recipe}" in train._per_recipe(1)
+
+
+# ---------------------------------------------------------------- committed outputs are clean
+
+def test_committed_notebooks_store_no_frozen_progress_bars_or_warnings():
+    """A progress bar stored in a notebook is a frozen "0%|" line, and a stderr stream is a warning
+    the learner did not ask for: notebooks are committed as `course.py run` executes them (headless)."""
+    problems = []
+    for path in NOTEBOOKS:
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            for output in cell.get("outputs", []):
+                texts = [output.get("text", "")] + [str(v) for k, v in output.get("data", {}).items() if k.startswith("text/")]
+                if output.get("name") == "stderr":
+                    problems.append(f"{path.stem} cell {i}: stderr output {output.get('text', '')[:80]!r}")
+                elif any(re.search(r"\d+%\|", t) for t in texts):
+                    problems.append(f"{path.stem} cell {i}: a stored progress bar")
+    assert not problems, "\n".join(problems)

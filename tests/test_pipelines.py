@@ -133,9 +133,10 @@ def test_numpy_hwc_uint8_images_are_accepted(sd):
 
 def test_shipped_models_load_by_name():
     """The README's load_pipeline("tiny-sd"): names come from the minidiff.models entry points."""
-    assert {"tiny-sd", "tiny-flow"} <= set(md.pipelines.registered_models())
+    assert {"tiny-sd", "tiny-flow", "tiny-flux"} <= set(md.pipelines.registered_models())
     assert isinstance(load_pipeline("tiny-sd", device="cpu"), StableDiffusionDenoiser)
     assert isinstance(load_pipeline("tiny-flow", device="cpu"), SD3Denoiser)
+    assert isinstance(load_pipeline("tiny-flux", device="cpu"), FluxDenoiser)
 
 
 def test_uncached_hub_id_fails_fast_and_says_why(monkeypatch):

@@ -9,9 +9,10 @@ loaded with ``DiffusionPipeline.from_pretrained`` exactly like ``stable-diffusio
 * **tiny-flow** — ``StableDiffusion3Pipeline``: the same VAE, two ``CLIPTextModelWithProjection``
   encoders (SD3's CLIP-L and CLIP-G; the optional T5 is left out, as SD3 allows),
   ``SD3Transformer2DModel`` (MMDiT), rectified flow with ``FlowMatchEulerDiscreteScheduler``.
-* **tiny-flux** (architecture only so far; no shipped weights yet) — ``FluxPipeline``: the same VAE,
+* **tiny-flux** — ``FluxPipeline``: the same VAE,
   ``CLIPTextModel`` (pooled) + ``T5EncoderModel``, ``FluxTransformer2DModel`` with a guidance embedding
-  over 2×2-packed latents, FLUX.1-dev's dynamically shifted ``FlowMatchEulerDiscreteScheduler``.
+  over 2×2-packed latents, FLUX.1-dev's dynamically shifted ``FlowMatchEulerDiscreteScheduler``;
+  guidance-distilled from tiny-flow (:mod:`toy.distill`).
 
 Random initialisation from these configs is also how the tests exercise the full-scale code path.
 """
@@ -123,7 +124,7 @@ def build_tiny_flux(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path 
 
 
 def shipped_folder(name: str) -> str:
-    """The folder of the shipped tiny model ``name`` ("tiny-sd", "tiny-flow").
+    """The folder of the shipped tiny model ``name`` ("tiny-sd", "tiny-flow", "tiny-flux").
 
     Registered as a ``minidiff.models`` entry point, so ``minidiff.load_pipeline("tiny-sd")`` finds it.
     """

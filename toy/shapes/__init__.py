@@ -16,7 +16,7 @@ from toy.shapes.edits import (
     edit_scene,
     random_edit,
 )
-from toy.shapes.reader import prompt_accuracy, read_attributes
+from toy.shapes.reader import prompt_accuracy, read_attributes, reads_as_scene
 from toy.shapes.world import (
     COLORS,
     IMAGE_SIZE,
@@ -58,6 +58,7 @@ __all__ = [
     "prompt_accuracy",
     "random_edit",
     "read_attributes",
+    "reads_as_scene",
     "render",
     "sample_scenes",
     "to_pil",

@@ -25,6 +25,9 @@ FAR_FROM_BACKGROUND = 1.0
 TRIANGLE_SKEW = -0.25
 # Share of its bounding box a shape fills: pi/4 for a circle, 1 for a square.
 SQUARE_FILL = (1 + math.pi / 4) / 2
+# A pixel within this RGB distance of a palette colour shows that colour (half the
+# palette's minimum spacing of 2, less a margin for the VAE's small colour shifts).
+NEAR_COLOR = 0.6
 
 
 def _nearest_color(rgb: torch.Tensor, exclude: torch.Tensor | None = None) -> torch.Tensor:
@@ -106,6 +109,41 @@ def read_attributes(images: torch.Tensor) -> list[Attributes]:
         alpha = ((image - bg_rgb) * direction).sum(0) / direction.square().sum()
         results.append(Attributes(_read_kind(alpha.numpy()), COLORS[fg_i], COLORS[bg_i]))
     return results
+
+
+def reads_as_scene(images: torch.Tensor) -> torch.Tensor:
+    """Whether each image reads as a clean shapes-world scene: the offline stand-in for FID.
+
+    FID scores a generator's realism against real images with an ImageNet network that
+    cannot be downloaded here. In the shapes world "real" is exact instead: a scene is a
+    plain background and one flat-coloured shape. With the background and shape colour
+    named by :func:`read_attributes`, an image passes when
+
+    * at least half its pixels show the background colour,
+    * at least 8 pixels show the shape colour, and
+    * fewer pixels show neither colour than show the shape colour,
+
+    where "shows" means within ``NEAR_COLOR`` in RGB. Anti-aliased edges are the only
+    such pixels of a render, so every render in the world's size range passes. Blends of
+    two colours, ghosts of two shapes and washed-out samples fail the last two tests: a
+    half-way cross-fade of two scenes with different shape colours, or different
+    backgrounds, never reads as a scene. A cross-fade between two kinds of one colour can
+    still pass, since the overlap of the two shapes is a clean shape. It measures per image
+    and says nothing about diversity, which FID also scores.
+
+    Args:
+        images: Tensor of shape (B, 3, H, W) in [-1, 1].
+
+    Returns:
+        Bool tensor of shape (B,).
+    """
+    images = images.detach().cpu().float()
+    out = torch.zeros(len(images), dtype=torch.bool)
+    for i, (image, read) in enumerate(zip(images, read_attributes(images))):
+        shows = lambda color: (image - PALETTE_TENSOR[COLORS.index(color)][:, None, None]).norm(dim=0) < NEAR_COLOR  # noqa: E731
+        bg, fg = shows(read.background), shows(read.color)
+        out[i] = bg.float().mean() >= 0.5 and fg.sum() >= 8 and (~bg & ~fg).sum() < fg.sum()
+    return out
 
 
 def prompt_accuracy(images: torch.Tensor, captions: Sequence[str]) -> float:

@@ -1,0 +1,94 @@
+"""IMPUS morphing figures on tiny-sd (notebook 09 at larger settings): held-out pairs that change the
+shape's colour, its kind, or its kind and the background; IMPUS against a pixel cross-fade, DDIM
+slerp with no adaptation and three ablations; uniform against perceptually uniform α; the costs.
+
+Distances are the offline proxy of :mod:`minidiff.perceptual` (VAE-encoder features), not LPIPS;
+realism is the share of intermediate frames that read as a clean scene
+(:func:`toy.shapes.reads_as_scene`), since FID is not available offline.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+import minidiff as md
+from minidiff.pipelines import load_pipeline
+from toy.shapes import COLORS, KINDS, caption, edit_scene, heldout_scenes, reads_as_scene, render
+
+N_PAIRS, STEPS, TI_ITERS, LORA_ITERS, UNCOND_ITERS, PPL_SAMPLES, FRAMES = 3, 10, 60, 60, 20, 12, 9
+
+
+def morph_pairs(n: int, seed: int = 300) -> list[tuple]:
+    """n held-out pairs, in turn: another colour, another kind, another kind and background."""
+    pairs = []
+    for i, scene in enumerate(heldout_scenes(n, seed=seed)):
+        colours = [c for c in COLORS if c not in (scene.color, scene.background)]
+        kind = KINDS[(KINDS.index(scene.kind) + 1) % len(KINDS)]
+        if i % 3 == 0:
+            other = edit_scene(scene, "color", colours[i % len(colours)])
+        elif i % 3 == 1:
+            other = edit_scene(scene, "shape", kind)
+        else:
+            other = edit_scene(edit_scene(scene, "shape", kind), "background", colours[i % len(colours)])
+        pairs.append((scene, other))
+    return pairs
+
+
+def evaluate_pair(model, pair, *, steps=STEPS, ti_iters=TI_ITERS, lora_iters=LORA_ITERS, uncond_iters=UNCOND_ITERS,
+                  ppl_samples=PPL_SAMPLES, frames=FRAMES, seed=0) -> dict:
+    """Every figure of one pair (see the module docstring)."""
+    images, prompts = render(list(pair)), [caption(s) for s in pair]
+    z0, cond = model.encode(images), model.embed(prompts)
+    dist = lambda a, b: md.perceptual_distance(a, b, model)  # noqa: E731
+    g = lambda k: torch.Generator().manual_seed(seed + k)  # noqa: E731
+    fit = dict(steps=steps, ti_iters=ti_iters, lora_iters=lora_iters, uncond_iters=uncond_iters, distance=dist)
+    start = time.perf_counter()
+    morph = md.impus_morph(model, z0, cond, model.null, generator=g(0), **fit)
+    fit_seconds = time.perf_counter() - start
+    no_ti = md.impus_morph(model, z0, cond, model.null, invert_text=False, generator=g(0), **fit)
+    xT = md.ddim_invert(model, z0, cond, steps)
+    samplers = {
+        "impus": morph.images,
+        "no_lora": morph.ablation(lora=False).images,
+        "no_bias": morph.ablation(bias_correction=False).images,
+        "no_ti": no_ti.images,
+        "slerp": lambda al: model.decode(md.ddim_sample(model, md.slerp(xT[:1], xT[1:], al), md.lerp(cond[:1], cond[1:], al), steps)),
+        "crossfade": lambda al: md.lerp(images[:1], images[1:], al),
+    }
+    uniform = torch.linspace(0, 1, frames)
+    out = {"vae_psnr": md.psnr(images, model.decode(z0)), "lora_rank": morph.rank, "rppd": morph.rppd,
+           "variance": morph.variance.mean().item(), "fit_seconds": fit_seconds}
+    for name, sample in samplers.items():
+        out[f"ppl_{name}"] = md.perceptual_path_length(sample, dist, n=ppl_samples, generator=g(1))
+        strip = sample(uniform)
+        if name == "impus":
+            out["endpoint_psnr"] = md.psnr(images, strip[[0, -1]])
+            impus_strip = strip
+        out[f"realism_{name}"] = reads_as_scene(strip[1:-1]).float().mean().item()
+    delta = float(md.path_metrics(impus_strip, dist).steps.mean())
+    start = time.perf_counter()
+    found = md.perceptual_alphas(morph.images, dist, delta=delta, tol=0.05 * delta, max_probes=6)
+    out["search_seconds"] = time.perf_counter() - start
+    out["frames_perceptual"] = len(found.alphas)
+    out["max_over_mean_perceptual"] = md.path_metrics(found.frames, dist).max_over_mean
+    out["max_over_mean_uniform"] = md.path_metrics(morph.images(torch.linspace(0, 1, len(found.alphas))), dist).max_over_mean
+    no_ti.remove()
+    morph.remove()
+    return out
+
+
+def run() -> dict:
+    with torch.random.fork_rng():  # peft draws the LoRAs' initial weights from the global generator
+        torch.manual_seed(0)
+        model = load_pipeline("tiny-sd", device="cpu")
+        per_pair = [evaluate_pair(model, pair, seed=10 * i) for i, pair in enumerate(morph_pairs(N_PAIRS))]
+    mean = lambda key: float(np.mean([p[key] for p in per_pair]))  # noqa: E731
+    figures = {key: mean(key) for key in per_pair[0] if key not in ("lora_rank", "rppd")}
+    figures["ppl_impus_below_slerp"] = float(np.mean([p["ppl_impus"] < p["ppl_slerp"] for p in per_pair]))
+    figures["lora_rank"] = int(np.median([p["lora_rank"] for p in per_pair]))
+    figures["rppd"] = mean("rppd")
+    figures["seconds_per_morph"] = mean("fit_seconds") + mean("search_seconds")
+    figures["n_pairs"] = len(per_pair)
+    return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}
