@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import time
 
-import torch
-
 import minidiff as md
 from minidiff.pipelines import load_pipeline
 from toy.shapes import caption, heldout_scenes, prompt_accuracy, render

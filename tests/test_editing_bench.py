@@ -1,6 +1,5 @@
 """The editing benchmark's cases and scores: balanced, exact on the ground truth."""
 import pytest
-import torch
 
 from toy.shapes import caption, render
 from toy.shapes.editing import editing_cases, score_edits, summarize

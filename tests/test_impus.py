@@ -6,21 +6,19 @@ import math
 import pytest
 import torch
 
+from conftest import saved_and_loaded
+
 import minidiff as md
 from minidiff.pipelines import load_pipeline
 from toy.shapes import COLORS, Scene, caption, edit_scene, reads_as_scene, render, sample_scenes
 from toy.tiny_models import build_tiny_sd
 
-torch.set_num_threads(1)
 SCENE = Scene("circle", "red", "blue", 16.0, 16.0, 6.0)
 
 
 @pytest.fixture(scope="module")
 def random_sd(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("pipeline")
-    torch.manual_seed(0)
-    build_tiny_sd(tokenizer_dir=folder / "tok").save_pretrained(folder / "pipe")
-    return load_pipeline(str(folder / "pipe"), device="cpu")
+    return saved_and_loaded(tmp_path_factory, build_tiny_sd)
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,10 @@ import pytest
 import torch
 from transformers import CLIPTokenizer
 
+from conftest import saved_and_loaded
+
 import minidiff as md
 from minidiff.p2p import AttentionControl, P2PEdit, attention_control, p2p_sample
-from minidiff.pipelines import load_pipeline
 from toy.shapes import VOCAB
 from toy.tiny_models import build_tiny_sd
 from toy.tokenizer import BOS, EOS, learn_merges
@@ -95,10 +96,7 @@ def test_self_attention_is_injected_only_in_small_layers():
 
 @pytest.fixture(scope="module")
 def sd(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("sd")
-    torch.manual_seed(0)
-    build_tiny_sd(tokenizer_dir=folder / "tok").save_pretrained(folder / "pipe")
-    return load_pipeline(str(folder / "pipe"), device="cpu")
+    return saved_and_loaded(tmp_path_factory, build_tiny_sd)
 
 
 def test_every_self_attention_layer_of_tiny_sd_is_injected(sd):

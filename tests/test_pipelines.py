@@ -7,6 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import saved_and_loaded
+
 import minidiff as md
 from minidiff.pipelines import FluxDenoiser, SD3Denoiser, StableDiffusionDenoiser, load_pipeline
 from toy.tiny_models import build_tiny_flow, build_tiny_flux, build_tiny_sd
@@ -14,27 +16,19 @@ from toy.tiny_models import build_tiny_flow, build_tiny_flux, build_tiny_sd
 PROMPT = "a red circle on a blue background"
 
 
-def _saved_and_loaded(tmp_path_factory, build):
-    """A random pipeline from ``build``, saved with save_pretrained and loaded back by load_pipeline."""
-    folder = tmp_path_factory.mktemp("pipeline")
-    torch.manual_seed(0)
-    build(tokenizer_dir=folder / "tok").save_pretrained(folder / "pipe")
-    return load_pipeline(str(folder / "pipe"), device="cpu")
-
-
 @pytest.fixture(scope="module")
 def sd(tmp_path_factory):
-    return _saved_and_loaded(tmp_path_factory, build_tiny_sd)
+    return saved_and_loaded(tmp_path_factory, build_tiny_sd)
 
 
 @pytest.fixture(scope="module")
 def flow(tmp_path_factory):
-    return _saved_and_loaded(tmp_path_factory, build_tiny_flow)
+    return saved_and_loaded(tmp_path_factory, build_tiny_flow)
 
 
 @pytest.fixture(scope="module")
 def flux(tmp_path_factory):
-    return _saved_and_loaded(tmp_path_factory, build_tiny_flux)
+    return saved_and_loaded(tmp_path_factory, build_tiny_flux)
 
 
 def test_flux_adapter_samples_exactly_as_the_flux_pipeline(flux):

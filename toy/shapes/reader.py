@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from toy.shapes.world import COLORS, PALETTE_TENSOR, Attributes, KINDS, parse_caption
+from toy.shapes.world import COLORS, PALETTE_TENSOR, Attributes, parse_caption
 
 # Palette colours are at least 2 apart (in [-1, 1] units); a pixel farther than half of
 # that from the background colour is mostly shape.
