@@ -112,7 +112,7 @@ def setup(extras: str = "dev") -> Path:
     if not venv_python().exists():
         print(f"creating virtual environment {VENV}", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
-    pip = [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+    pip = [str(venv_python()), "-m", "pip", "install", "--disable-pip-version-check", "-qq"]  # errors only
     subprocess.run(pip + [TORCH], check=True)
     subprocess.run(pip + ["-e", f"{ROOT}[{','.join(sorted(extras_set))}]"], check=True)
     stamp.write_text(f"{want}\n{','.join(sorted(extras_set))}")
