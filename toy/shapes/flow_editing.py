@@ -82,12 +82,3 @@ def run_edits(model, cases: list[EditCase], setting: FlowSetting, methods=METHOD
         runs[method] = EditRun(z, images, scores, seconds)
     return runs
 
-
-def variance_over_seeds(model, cases: list[EditCase], setting: FlowSetting, seeds=range(4)) -> float:
-    """FlowEdit's output variance over noise draws: the mean over latent entries of the variance across
-    ``seeds`` of the edited latents (the quantity ``n_avg`` is meant to shrink)."""
-    z_src = model.encode(render([c.source for c in cases]))
-    cond_src = model.embed([caption(c.source) for c in cases])
-    cond_tar = model.embed([caption(c.target) for c in cases])
-    z = torch.stack([edit(model, "flowedit", z_src, cond_src, cond_tar, setting, seed) for seed in seeds])
-    return float(z.var(0).mean())
