@@ -1,6 +1,6 @@
 """Inversion figures on tiny-sd (held-out shapes images, 50 steps unless named): DDIM at w = 1 and
 7.5, null-text (per-step and global), FreeInv vs DDIM over 10/20/50 steps, P2P edits from null-text and
-from DDIM scored against the world's ground-truth edits, and the costs."""
+from DDIM at w = 1 under the editing benchmark's protocol, and the costs."""
 from __future__ import annotations
 
 import time
@@ -9,9 +9,10 @@ import numpy as np
 import torch
 
 import minidiff as md
-from minidiff.p2p import P2PEdit, p2p_sample
 from minidiff.pipelines import load_pipeline
-from toy.shapes import caption, change_mask, edit_scene, heldout_scenes, prompt_accuracy, random_edit, render
+from toy.shapes.inversion_editing import evaluate
+from toy.shapes import caption, heldout_scenes, render
+from toy.shapes.editing import editing_cases
 
 N_IMAGES, STEPS, GUIDANCE = 20, 50, 7.5
 
@@ -54,13 +55,12 @@ def run() -> dict:
         figures["freeinv_psnr"][str(steps)] = round(decode_psnr(md.freeinv_sample(model, inv.latent, inv.schedule, cond, steps)), 3)
     figures["ddim_invert_seconds"], figures["freeinv_invert_seconds"] = ddim_time, freeinv_time
 
-    rng = np.random.default_rng(0)
-    targets = [edit_scene(s, *random_edit(s, rng)) for s in scenes]
-    truth, keep = render(targets), torch.stack([~change_mask(s, t) for s, t in zip(scenes, targets)])
-    for name, latent, nulls in (("nti", nti.latent, lambda i: [n[i:i + 1] for n in nti.nulls]), ("ddim", zT_75, lambda i: null)):
-        edited = torch.stack([
-            model.decode(p2p_sample(model, latent[i:i + 1], P2PEdit(caption(s), caption(t)), STEPS, GUIDANCE, nulls(i)))[1]
-            for i, (s, t) in enumerate(zip(scenes, targets))])
-        figures[f"p2p_{name}_background_psnr"] = md.masked_psnr(edited, truth, keep)
-        figures[f"p2p_{name}_edit_acc"] = prompt_accuracy(edited, [caption(t) for t in targets])
+    # P2P under the editing benchmark's protocol (benchmarks/editing.py): its 30 cases, null-text at
+    # w = 7.5 against DDIM at w = 1 edited at w = 1 (the strongest DDIM baseline there).
+    cases = editing_cases(30)
+    results = evaluate(model, cases, [("nti", "p2p"), ("ddim_w1", "p2p")], STEPS, GUIDANCE)
+    for key, name in (("nti", "nti"), ("ddim", "ddim_w1")):
+        scores = results[name, "p2p"]["scores"]
+        figures[f"p2p_{key}_background_psnr"] = float(scores["bg_psnr"].mean())
+        figures[f"p2p_{key}_edit_acc"] = float(scores["edit_acc"].mean())
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}

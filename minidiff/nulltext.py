@@ -22,7 +22,7 @@ import torch
 from ._checks import check_latents
 from .progress import progress_bar
 from .ddim import ddim_invert, ddim_schedulers
-from .denoiser import Denoiser, guided
+from .denoiser import Denoiser
 
 
 @dataclass
@@ -101,8 +101,10 @@ def null_text_invert(
         done = torch.zeros(x0.shape[0], dtype=torch.bool)
         used = torch.zeros(x0.shape[0])
         last = torch.full((x0.shape[0],), float("nan"))
+        with torch.no_grad():  # the conditional branch does not depend on ∅: once per step, as the official code
+            eps_c = denoiser(z, t, cond)
         for _ in range(inner_steps):
-            per_image = _step_loss(denoiser, sampler, z, t, cond=cond, null=null_t, guidance=guidance, target=pivot[-(i + 2)])
+            per_image = _step_loss(denoiser, sampler, z, t, eps_c=eps_c, null=null_t, guidance=guidance, target=pivot[-(i + 2)])
             kept = null_t.detach()[done].clone()
             opt.zero_grad()
             per_image.sum().backward()  # the sum keeps each image's gradient its own
@@ -118,14 +120,14 @@ def null_text_invert(
         iters.append(used.mean().item())
         losses.append(last.mean().item())
         with torch.no_grad():
-            z = sampler.step(guided(denoiser, z, t, cond, guidance, nulls[-1]), t, z).prev_sample
+            eps_u = denoiser(z, t, nulls[-1])
+            z = sampler.step(eps_u + guidance * (eps_c - eps_u), t, z).prev_sample
     return NullTextInversion(pivot[-1], nulls, pivot, iters, losses)
 
 
-def _step_loss(denoiser, sampler, z, t, *, cond, null, guidance, target):
-    """Per-image mean of (z*_{t−1} − DDIM step of z̄_t with CFG ε̂(∅))², shape (B,), differentiable in ∅ only."""
-    with torch.no_grad():
-        eps_c = denoiser(z, t, cond)
+def _step_loss(denoiser, sampler, z, t, *, eps_c, null, guidance, target):
+    """Per-image mean of (z*_{t−1} − DDIM step of z̄_t with CFG ε̂(∅))², shape (B,), differentiable in ∅ only;
+    ``eps_c`` is the conditional prediction ε(z̄_t, t, c), computed once per step."""
     eps_u = denoiser(z, t, null)
     step = sampler.step(eps_u + guidance * (eps_c - eps_u), t, z).prev_sample
     return ((step - target) ** 2).flatten(1).mean(1)
@@ -139,12 +141,15 @@ def _global(denoiser, sampler, pivot, *, cond, null, guidance, passes, lr, progr
     for _ in progress_bar(range(passes), "global null-text", progress):
         z, losses = pivot[-1], []
         for i, t in enumerate(sampler.timesteps):
-            loss = _step_loss(denoiser, sampler, z, t, cond=cond, null=null, guidance=guidance, target=pivot[-(i + 2)]).mean()
+            with torch.no_grad():
+                eps_c = denoiser(z, t, cond)
+            loss = _step_loss(denoiser, sampler, z, t, eps_c=eps_c, null=null, guidance=guidance, target=pivot[-(i + 2)]).mean()
             opt.zero_grad()
             loss.backward()
             opt.step()
             losses.append(loss.item())
             with torch.no_grad():
-                z = sampler.step(guided(denoiser, z, t, cond, guidance, null.detach()), t, z).prev_sample
+                eps_u = denoiser(z, t, null.detach())
+                z = sampler.step(eps_u + guidance * (eps_c - eps_u), t, z).prev_sample
     steps = len(sampler.timesteps)
     return NullTextInversion(pivot[-1], [null.detach().clone()] * steps, pivot, [passes] * steps, losses)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import difflib
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import torch
 
@@ -36,7 +37,12 @@ class P2PEdit:
             that word.
         blend_words: local blending (the paper's LocalBlend): (words of the source, words of the
             target) whose cross-attention maps make the edit's mask, e.g. ("circle", "square"); None
-            edits the whole image.
+            edits the whole image unless ``blend_maps`` is "difference".
+        blend_maps: what the mask is made of: "attention" (the paper's: the blend words'
+            cross-attention maps, :meth:`AttentionControl.blend_mask`) or "difference" (where the
+            two branches' latents differ, averaged over the steps so far, DiffEdit's idea
+            (Couairon et al., ICLR 2023) applied to P2P's own two branches: no extra model call, and
+            no need for word maps that localise; :func:`difference_mask`).
         blend_threshold: the mask keeps where the normalised map exceeds this (official k = 0.3).
         blend_start: fraction of the steps after which blending starts (official 0.2).
         self_max_queries: self-attention is injected only in layers with at most this many queries
@@ -51,37 +57,72 @@ class P2PEdit:
     self_replace: float = 0.4
     reweight: dict[str, float] = field(default_factory=dict)
     blend_words: tuple[str, str] | None = None
+    blend_maps: str = "attention"
     blend_threshold: float = 0.3
     blend_start: float = 0.2
     self_max_queries: int = 32 ** 2
 
+    def __post_init__(self):
+        if self.blend_maps not in ("attention", "difference"):
+            raise ValueError(f"blend_maps must be 'attention' or 'difference', got {self.blend_maps!r}.")
+        if self.blend_maps == "difference" and self.blend_words is not None:
+            raise ValueError("blend_words name the words of an attention mask; a 'difference' mask takes none.")
+
 
 class AttentionControl:
-    """Edits attention probabilities of the last two images of each batch ([source, target]), and
-    collects the cross-attention maps that local blending needs."""
+    """Edits the attention probabilities of a batch of n (source, target) pairs and collects the
+    cross-attention maps that local blending needs.
 
-    def __init__(self, edit: P2PEdit, tokenizer, steps: int):
-        self.edit, self.steps = edit, steps
-        src_words, tar_words = edit.source.split(), edit.target.split()
-        self.src_spans, self.tar_spans = _word_spans(tokenizer, src_words), _word_spans(tokenizer, tar_words)
+    The batch is laid out pair by pair, [src_1, tar_1, …, src_n, tar_n], and under CFG as
+    [unconditional pairs; conditional pairs]; only the conditional pairs are edited (as the official
+    code edits only the conditional half). One edit gives n = 1; the edits of a batch must share the
+    injection and blending schedule, and may differ in prompts, re-weighting and blend words.
+    """
+
+    def __init__(self, edits: P2PEdit | Sequence[P2PEdit], tokenizer, steps: int):
+        self.edits = [edits] if isinstance(edits, P2PEdit) else list(edits)
+        self.edit, self.steps = self.edits[0], steps
+        schedule = lambda e: (e.cross_replace, e.self_replace, e.blend_maps, e.blend_threshold,  # noqa: E731
+                              e.blend_start, e.self_max_queries, e.blend_words is None)
+        if any(schedule(e) != schedule(self.edit) for e in self.edits):
+            raise ValueError("the edits of one batch must share cross_replace, self_replace, self_max_queries and the "
+                             "blending settings; run edits with different schedules in separate batches.")
         length = tokenizer.model_max_length
-        self.mapper, self.aligned = self._align(src_words, tar_words, self.src_spans, self.tar_spans, length)
-        self.scale = torch.ones(length)
-        for word, s in edit.reweight.items():
+        per_edit = [self._tensors(e, tokenizer, length) for e in self.edits]
+        self.spans = [p[0] for p in per_edit]
+        self.mappers, self.aligneds, self.scales = (torch.stack([p[k] for p in per_edit]) for k in (1, 2, 3))
+        # (n, 2, tokens): which tokens' maps make each branch's mask, or None
+        self.blends = None if self.edit.blend_words is None else torch.stack([p[4] for p in per_edit])
+        self.store: dict[int, torch.Tensor] = {}  # queries → summed cross-attention maps (n, 2, queries, tokens)
+        self.calls: dict[str, int] = {}
+
+    @classmethod
+    def _tensors(cls, edit: P2PEdit, tokenizer, length: int):
+        src_words, tar_words = edit.source.split(), edit.target.split()
+        src_spans, tar_spans = _word_spans(tokenizer, src_words), _word_spans(tokenizer, tar_words)
+        mapper, aligned = cls._align(src_words, tar_words, src_spans, tar_spans, length)
+        scale = torch.ones(length)
+        for word, c in edit.reweight.items():
             if word not in tar_words:
                 raise ValueError(f"cannot re-weight {word!r}: it is not a word of the target prompt {edit.target!r}.")
             for k, w in enumerate(tar_words):
                 if w == word:
-                    self.scale[slice(*self.tar_spans[k])] = s
-        self.blend = None
+                    scale[slice(*tar_spans[k])] = c
+        blend = None
         if edit.blend_words is not None:
-            self.blend = torch.stack([
+            blend = torch.stack([
                 _word_weights(words, prompt_words, spans, length, which)
                 for words, prompt_words, spans, which in zip(edit.blend_words, (src_words, tar_words),
-                                                              (self.src_spans, self.tar_spans), ("source", "target"))
-            ])  # (2, tokens): which tokens' maps make each branch's mask
-        self.store: dict[int, torch.Tensor] = {}  # queries → summed cross-attention maps (2, queries, tokens)
-        self.calls: dict[str, int] = {}
+                                                              (src_spans, tar_spans), ("source", "target"))])
+        return (src_spans, tar_spans), mapper, aligned, scale, blend
+
+    # The first (or only) edit's tensors, as the single-edit API names them.
+    src_spans = property(lambda self: self.spans[0][0])
+    tar_spans = property(lambda self: self.spans[0][1])
+    mapper = property(lambda self: self.mappers[0])
+    aligned = property(lambda self: self.aligneds[0])
+    scale = property(lambda self: self.scales[0])
+    blend = property(lambda self: None if self.blends is None else self.blends[0])
 
     @staticmethod
     def _align(src_words, tar_words, src_spans, tar_spans, length) -> tuple[torch.Tensor, torch.Tensor]:
@@ -115,37 +156,60 @@ class AttentionControl:
         return mapper, aligned
 
     def __call__(self, name: str, probs: torch.Tensor, is_cross: bool, heads: int) -> torch.Tensor:
-        """probs: (batch·heads, queries, keys) → the same, with the target's maps edited."""
+        """probs: (batch·heads, queries, keys) → the same, with the targets' maps edited."""
         step = self.calls.get(name, 0)
         self.calls[name] = step + 1
-        p = probs.view(-1, heads, *probs.shape[1:])
-        if is_cross and self.blend is not None:
-            maps = p[-2:].mean(1).detach()  # (2, queries, tokens): the conditional source and target
-            self.store[maps.shape[1]] = self.store.get(maps.shape[1], 0) + maps
+        n = len(self.edits)
+        p = probs.view(-1, n, 2, heads, *probs.shape[1:])  # (uncond/cond, pair, src/tar, heads, queries, keys)
+        if is_cross and self.blends is not None:
+            maps = p[-1].mean(2).detach()  # (n, 2, queries, tokens): the conditional sources and targets
+            self.store[maps.shape[2]] = self.store.get(maps.shape[2], 0) + maps
         limit = self.edit.cross_replace if is_cross else self.edit.self_replace
         if step >= limit * self.steps or (not is_cross and probs.shape[1] > self.edit.self_max_queries):
             return probs
-        src, tar = p[-2], p[-1]
+        src, tar = p[-1, :, 0], p[-1, :, 1]  # (n, heads, queries, keys)
         if is_cross:
-            mapped = src @ self.mapper.T.to(p.device, p.dtype)  # (heads, queries, target tokens)
-            new = torch.where(self.aligned.to(p.device), mapped, tar) * self.scale.to(p.device, p.dtype)
+            mapped = src @ self.mappers.transpose(1, 2)[:, None].to(p.device, p.dtype)  # (n, heads, queries, target tokens)
+            aligned, scale = self.aligneds[:, None, None].to(p.device), self.scales[:, None, None].to(p.device, p.dtype)
+            new = torch.where(aligned, mapped, tar) * scale
         else:
             new = src
-        p = torch.cat([p[:-1], new[None]])
-        return p.view_as(probs)
+        p = torch.cat([p[:-1], torch.stack([src, new], 1)[None]])
+        return p.reshape(probs.shape)
 
     def blend_mask(self, latent_size: tuple[int, int]) -> torch.Tensor:
-        """LocalBlend's mask (1, 1, h, w): the blend words' cross-attention maps summed over their tokens
-        and averaged over layers, heads and the steps so far, at the finest resolution ≤ 16×16
-        (SD: 16×16 of 64×64 latents), max-pooled 3×3, upsampled to the latent, normalised by the
-        maximum, thresholded; the union of the source's and the target's masks."""
-        queries = max(q for q in self.store if q <= 16 ** 2) if any(q <= 16 ** 2 for q in self.store) else min(self.store)
-        side = int(queries ** 0.5)
-        maps = (self.store[queries] * self.blend.to(self.store[queries].device)[:, None, :]).sum(-1)
-        maps = torch.nn.functional.max_pool2d(maps.view(2, 1, side, side), 3, stride=1, padding=1)
-        maps = torch.nn.functional.interpolate(maps, size=latent_size)
-        maps = maps / maps.amax(dim=(2, 3), keepdim=True).clamp_min(1e-12)
-        return (maps > self.edit.blend_threshold).any(0, keepdim=True).float()
+        """LocalBlend's masks (n, 1, h, w): the blend words' cross-attention maps summed over their tokens
+        and averaged over layers, heads and the steps so far, at the finest resolution of at most a
+        quarter of the latent's side (the official "≤ 16²" of SD's 64² latents), dilated by a max-pool
+        of one cell per 16 of that side (official 3×3 at 16²), upsampled to the latent, rescaled to
+        [0, 1] and thresholded; the union of each source's and target's masks.
+
+        The official code divides by the maximum only; the minimum is subtracted here as well. On SD
+        the maps are peaked, so the two agree; tiny-sd spreads attention almost evenly over its 16
+        tokens, and the maximum alone would keep every pixel."""
+        h, w = latent_size
+        fine = [q for q in self.store if q <= h * w // 16]
+        queries = max(fine) if fine else min(self.store)
+        side, n = int(queries ** 0.5), len(self.edits)
+        store = self.store[queries]
+        maps = (store * self.blends.to(store)[:, :, None, :]).sum(-1).view(n * 2, 1, side, side)
+        radius = side // 16
+        if radius:
+            maps = torch.nn.functional.max_pool2d(maps, 2 * radius + 1, stride=1, padding=radius)
+        maps = torch.nn.functional.interpolate(maps, size=latent_size, mode="bilinear")
+        return (_rescale(maps) > self.edit.blend_threshold).view(n, 2, 1, h, w).any(1).float()
+
+
+def difference_mask(summed_difference: torch.Tensor, threshold: float) -> torch.Tensor:
+    """The "difference" masks (n, 1, h, w) from Σ_steps Σ_channels |x_tar − x_src|, shape (n, h, w):
+    each rescaled to [0, 1] and thresholded."""
+    return (_rescale(summed_difference[:, None]) > threshold).float()
+
+
+def _rescale(maps: torch.Tensor) -> torch.Tensor:
+    """(B, 1, h, w) → each map shifted and scaled to span [0, 1]."""
+    low, high = maps.amin((2, 3), keepdim=True), maps.amax((2, 3), keepdim=True)
+    return (maps - low) / (high - low).clamp_min(1e-12)
 
 
 def _word_spans(tokenizer, words: list[str]) -> list[tuple[int, int]]:
@@ -223,48 +287,76 @@ def attention_control(unet, control: AttentionControl):
 def p2p_sample(
     model,
     latent: torch.Tensor,
-    edit: P2PEdit,
+    edit: P2PEdit | Sequence[P2PEdit],
     steps: int = 50,
     guidance: float = 7.5,
     null=None,
     transforms=None,
     target_latent: torch.Tensor | None = None,
     source_path: list[torch.Tensor] | None = None,
+    masks: list | None = None,
 ) -> torch.Tensor:
-    """Sample the source and the edited target side by side with Prompt-to-Prompt control.
+    """Sample sources and edited targets side by side with Prompt-to-Prompt control.
 
     Args:
         model: an ε adapter with a UNet (``minidiff.pipelines.StableDiffusionDenoiser``).
-        latent: the inverted latent z_T of the source image, shape (1, C, h, w).
-        edit: prompts, injection schedule and local blending.
+        latent: the inverted latents z_T of the n source images, shape (n, C, h, w).
+        edit: one P2PEdit (n = 1) or a list of n, one per image: prompts, injection schedule and
+            local blending.
         steps: DDIM steps (the inversion's).
         guidance: CFG scale.
-        null: the unconditional embedding, null-text inversion's list of ∅_t, or the source prompt's
-            embedding (negative-prompt inversion).
+        null: the unconditional embedding (1 or n, ...), null-text inversion's list of ∅_t (each
+            (n, ...)), or the source prompts' embeddings (negative-prompt inversion); an image's
+            source and target branches share it.
         transforms: FreeInv's schedule reversed for sampling (``schedule[::-1]``), or None.
-        target_latent: the target branch's start if it differs (FreeInv's P2P starts the target
-            from the plain DDIM latent); defaults to ``latent``.
-        source_path: Direct Inversion's [z*_T, …, z*_0], each (1, C, h, w): after step i the source
-            branch is put back on z*_{t−1}, which is adding d_t = z*_{t−1} − (the step just taken)
+        target_latent: the target branches' start (n, C, h, w) if it differs (FreeInv's P2P starts
+            the target from the plain DDIM latent); defaults to ``latent``.
+        source_path: Direct Inversion's [z*_T, …, z*_0], each (n, C, h, w): after step i the source
+            branches are put back on z*_{t−1}, which is adding d_t = z*_{t−1} − (the step just taken)
             (:func:`minidiff.direct_inversion`).
+        masks: if a list, local blending's masks (n, 1, h, w) of every blended step are appended to it.
 
     Returns:
-        Latents (2, C, h, w): [source reconstruction, edit].
+        Latents (2, C, h, w), [source reconstruction, edit], for one P2PEdit; (n, 2, C, h, w) for a list.
     """
-    model.check_prompts([edit.source, edit.target])
+    if not hasattr(model, "unet"):
+        raise ValueError(f"Prompt-to-Prompt edits a UNet's attention (SD-family models); {type(model).__name__} has none. "
+                         "For SD3 / Flux use minidiff.flowedit.")
+    edits = [edit] if isinstance(edit, P2PEdit) else list(edit)
+    n = len(edits)
+    if latent.shape[0] != n:
+        raise ValueError(f"{latent.shape[0]} latents for {n} edits; pass one latent per edit.")
+    prompts = [p for e in edits for p in (e.source, e.target)]
+    model.check_prompts(prompts)
+    pairs = lambda z: z.repeat_interleave(2, 0) if z.shape[0] == n and n > 1 else z  # noqa: E731  (n, …) → (2n, …)
     null = model.null if null is None else null
-    x = torch.cat([latent, latent if target_latent is None else target_latent])
-    cond = model.embed([edit.source, edit.target])
-    control = AttentionControl(edit, model.pipe.tokenizer, steps)
-    blend_from = int(edit.blend_start * steps)
+    null = [pairs(z) for z in null] if isinstance(null, list) else pairs(null)
+    tar = latent if target_latent is None else target_latent
+    x = torch.stack([latent, tar], 1).flatten(0, 1)  # [src_1, tar_1, …]
+    cond = model.embed(prompts)
+    control = AttentionControl(edits, model.pipe.tokenizer, steps)
+    blend_from = int(edits[0].blend_start * steps)
+    difference = torch.zeros(n, *latent.shape[-2:], device=latent.device)
 
     def after_step(i: int, x: torch.Tensor) -> torch.Tensor:
+        nonlocal difference
+        x = x.view(n, 2, *x.shape[1:])
+        src, tar = x[:, 0], x[:, 1]
         if source_path is not None:
-            x = torch.cat([source_path[i + 1].to(x), x[1:]])
-        if control.blend is not None and i >= blend_from:
-            # outside the mask the edit is the source branch (LocalBlend)
-            x = torch.cat([x[:1], x[:1] + control.blend_mask(tuple(x.shape[-2:])) * (x[1:] - x[:1])])
-        return x
+            src = source_path[i + 1].to(x)
+        difference = difference + (tar - src).abs().sum(1).float()
+        mask = None
+        if i >= blend_from and edits[0].blend_maps == "difference":
+            mask = difference_mask(difference, edits[0].blend_threshold)
+        elif i >= blend_from and control.blends is not None:
+            mask = control.blend_mask(tuple(x.shape[-2:]))
+        if mask is not None:  # outside the mask the edit is the source branch (LocalBlend)
+            tar = src + mask.to(x) * (tar - src)
+            if masks is not None:
+                masks.append(mask)
+        return torch.stack([src, tar], 1).flatten(0, 1)
 
     with attention_control(model.unet, control):
-        return ddim_sample(model, x, cond, steps, guidance, null, transforms=transforms, callback=after_step)
+        out = ddim_sample(model, x, cond, steps, guidance, null, transforms=transforms, callback=after_step)
+    out = out.view(n, 2, *out.shape[1:])
+    return out[0] if isinstance(edit, P2PEdit) else out

@@ -93,24 +93,47 @@ def _hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
-def load_pipeline(model: str, device: str | torch.device | None = None, dtype: torch.dtype = torch.float32):
+def sampling_dtype(dtype: torch.dtype | str, device: torch.device, flux: bool, tiny: bool) -> torch.dtype:
+    """``dtype`` checked, with "auto" resolved: float32 on the CPU and for the shipped tiny models,
+    bfloat16 for Flux and float16 otherwise on a GPU. Flux in float16 is refused: it overflows."""
+    if dtype == "auto":
+        dtype = torch.float32 if device.type == "cpu" or tiny else (torch.bfloat16 if flux else torch.float16)
+    if flux and dtype == torch.float16:
+        raise ValueError("FLUX.1 in float16 overflows and gives NaN images; use dtype=torch.bfloat16 (or 'auto').")
+    return dtype
+
+
+def load_pipeline(model: str, device: str | torch.device | None = None, dtype: torch.dtype | str = "auto",
+                  offload: bool = False):
     """Load a pipeline by name, local folder or hub id and wrap it in its minidiff adapter.
 
     Args:
         model: a registered name (``"tiny-sd"``, ``"tiny-flow"``), a local ``save_pretrained`` folder, or a
-            hub id such as ``"stable-diffusion-v1-5/stable-diffusion-v1-5"`` or
-            ``"stabilityai/stable-diffusion-3-medium-diffusers"`` (see :func:`locate`).
+            hub id such as ``"stable-diffusion-v1-5/stable-diffusion-v1-5"``,
+            ``"stabilityai/stable-diffusion-3-medium-diffusers"`` or ``"black-forest-labs/FLUX.1-dev"``
+            (see :func:`locate`).
         device: defaults to CUDA when available, else CPU.
-        dtype: torch.float32, or half precision on a GPU.
+        dtype: ``"auto"`` (float32 on the CPU and for the shipped tiny models; on a GPU float16 for
+            SD 1.5 and SD3 and bfloat16 for Flux, the papers' sampling precision), or a torch dtype.
+            Lessons that optimise (null-text inversion, textual inversion, LoRA) need float32 and say so.
+        offload: move each component to the GPU only while it runs (accelerate's model CPU offload),
+            for a GPU too small to hold the whole pipeline; GPU only.
     """
     device = _device(device)
     if device.type == "cpu" and dtype in (torch.float16, torch.bfloat16):
         raise ValueError(f"{dtype} on the CPU is not supported here (slow, and inaccurate for inversion); use dtype=torch.float32.")
     source = locate(model)
     index = DiffusionPipeline.load_config(source)
+    dtype = sampling_dtype(dtype, device, flux=index.get("_class_name") == "FluxPipeline", tiny=model in registered_models())
+    if offload and device.type != "cuda":
+        raise ValueError("offload=True moves components to a CUDA GPU while they run; on the CPU leave it False.")
     # components stored as [null, null] (SD3 without T5) must be passed explicitly as None
     absent = {k: None for k, v in index.items() if not k.startswith("_") and v == [None, None]}
-    pipe = DiffusionPipeline.from_pretrained(source, torch_dtype=dtype, **absent).to(device)
+    pipe = DiffusionPipeline.from_pretrained(source, torch_dtype=dtype, **absent)
+    if offload:
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     if hasattr(pipe, "unet"):
         return StableDiffusionDenoiser(pipe)
@@ -127,7 +150,8 @@ class _ImageModel:
     def __init__(self, pipe):
         self.pipe = pipe
         self.vae = pipe.vae
-        self.device, self.dtype = pipe.device, pipe.vae.dtype
+        # under model CPU offload the pipeline sits on the CPU and runs on its execution device
+        self.device, self.dtype = pipe._execution_device, pipe.vae.dtype
         self.scheduler_config = dict(pipe.scheduler.config)
         self.image_size = self.sample_size * pipe.vae_scale_factor
         self._null = None

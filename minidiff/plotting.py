@@ -74,8 +74,9 @@ def subplots(n: int, size: float = 3.0, **kwargs):
     return fig, np.atleast_1d(axes)
 
 
-def show_images(images: torch.Tensor, titles: Sequence[str] | None = None, ncols: int = 8, size: float = 1.4):
-    """Show images (B, 3, H, W) in [−1, 1] in a grid, with optional titles."""
+def show_images(images: torch.Tensor, titles: Sequence[str] | None = None, ncols: int = 8, size: float = 1.4,
+                row_labels: Sequence[str] | None = None):
+    """Show images (B, 3, H, W) in [−1, 1] in a grid, with optional titles and a label left of each row."""
     imgs = (_np(images.clamp(-1, 1)).transpose(0, 2, 3, 1) + 1) / 2
     nrows = -(-len(imgs) // ncols)
     ncols = min(ncols, len(imgs))
@@ -86,5 +87,7 @@ def show_images(images: torch.Tensor, titles: Sequence[str] | None = None, ncols
             ax.imshow(imgs[i], interpolation="nearest")
             if titles is not None:
                 ax.set_title(titles[i], fontsize=7)
+    for row, label in enumerate(row_labels or []):
+        axes[row, 0].text(-0.08, 0.5, label, transform=axes[row, 0].transAxes, ha="right", va="center", fontsize=7)
     fig.tight_layout()
     return fig

@@ -1,10 +1,8 @@
 """Prompt-to-Prompt as the official code does it: words of several tokens, local blending, the
 self-attention size limit; and the editing inversions (negative-prompt, Direct Inversion)."""
-import json
 
 import pytest
 import torch
-from transformers import CLIPTokenizer
 
 from conftest import saved_and_loaded
 
@@ -12,7 +10,7 @@ import minidiff as md
 from minidiff.p2p import AttentionControl, P2PEdit, attention_control, p2p_sample
 from toy.shapes import VOCAB
 from toy.tiny_models import build_tiny_sd
-from toy.tokenizer import BOS, EOS, learn_merges
+from toy.full_arch import WORDS, build_bpe_tokenizer
 
 SOURCE = "a red circle on a blue background"
 TARGET = "a red hexagon on a blue background"  # "hexagon" is two BPE tokens: "hex" + "agon</w>"
@@ -21,17 +19,9 @@ TARGET = "a red hexagon on a blue background"  # "hexagon" is two BPE tokens: "h
 @pytest.fixture(scope="module")
 def bpe(tmp_path_factory):
     """A CLIP BPE tokenizer in which every shapes-world word is one token and "hexagon" is two."""
-    folder = tmp_path_factory.mktemp("bpe")
-    words = sorted(set(VOCAB))
-    vocab = {BOS: 0, EOS: 1} | {f"{w}</w>": i + 2 for i, w in enumerate(words)}
-    vocab |= {"hex": len(vocab), "agon</w>": len(vocab) + 1}
-    pieces = [("h", "e"), ("he", "x"), ("a", "g"), ("ag", "o"), ("ago", "n</w>")]
-    (folder / "vocab.json").write_text(json.dumps(vocab))
-    merges = pieces + learn_merges(words)
-    (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n")
-    tok = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=16)
-    assert tok("hexagon", add_special_tokens=False).input_ids == [vocab["hex"], vocab["agon</w>"]]
-    assert all(len(tok(w, add_special_tokens=False).input_ids) == 1 for w in SOURCE.split())
+    tok = build_bpe_tokenizer(WORDS, tmp_path_factory.mktemp("bpe"))
+    assert [len(tok(w, add_special_tokens=False).input_ids) for w in ("hexagon", "magenta")] == [2, 1]
+    assert all(len(tok(w, add_special_tokens=False).input_ids) == 1 for w in VOCAB)
     return tok
 
 
@@ -99,6 +89,13 @@ def sd(tmp_path_factory):
     return saved_and_loaded(tmp_path_factory, build_tiny_sd)
 
 
+@pytest.fixture(scope="module")
+def tiny_sd_shipped():
+    from minidiff.pipelines import load_pipeline
+
+    return load_pipeline("tiny-sd", device="cpu")
+
+
 def test_every_self_attention_layer_of_tiny_sd_is_injected(sd):
     """tiny-sd's latents are 8×8: every self-attention layer has ≤ 64 ≤ 32² queries, so the official
     limit skips none of them, and each one's target map becomes the source's."""
@@ -131,14 +128,60 @@ def test_local_blend_keeps_the_source_outside_its_mask(sd):
     torch.testing.assert_close(every, plain)  # a full mask: no blending
     control = AttentionControl(P2PEdit(SOURCE, target, blend_words=("circle", "square")), sd.pipe.tokenizer, 5)
     assert control.blend[0, 3] == 1 and control.blend[1, 3] == 1 and control.blend.sum() == 2
-    control.store = {64: torch.zeros(2, 64, 16)}
-    control.store[64][0, 9, 3] = 1.0  # the source word attends at one latent position, the target at another
-    control.store[64][1, 50, 3] = 1.0
-    mask = control.blend_mask((8, 8))
-    assert mask.shape == (1, 1, 8, 8) and mask[0, 0, 1, 1] == 1 and mask[0, 0, 6, 2] == 1  # the union, max-pooled
-    assert mask.sum() == 18 and mask[0, 0, 4, 6] == 0
     with pytest.raises(ValueError, match="not a word of the target"):
         AttentionControl(P2PEdit(SOURCE, target, blend_words=("circle", "hexagon")), sd.pipe.tokenizer, 5)
+    with pytest.raises(ValueError, match="takes none"):
+        P2PEdit(SOURCE, target, blend_words=("circle", "square"), blend_maps="difference")
+
+
+def _control_with_maps(store: dict) -> AttentionControl:
+    control = AttentionControl.__new__(AttentionControl)
+    control.edit, control.store = P2PEdit(SOURCE, SOURCE), {q: m[None] for q, m in store.items()}
+    control.edits = [control.edit]
+    control.blends = torch.zeros(1, 2, 16)
+    control.blends[..., 3] = 1
+    return control
+
+
+def test_local_blend_mask_takes_the_official_resolution_and_dilation_at_sd_scale():
+    """SD's 64² latents: the 16² maps are used (not the 64², 32² or 8² ones), dilated 3×3."""
+    store = {q: torch.zeros(2, q, 16) for q in (64 ** 2, 32 ** 2, 16 ** 2, 8 ** 2)}
+    store[16 ** 2][0, 5 * 16 + 5, 3] = 1.0  # the source word at cell (5, 5) of 16², the target at (12, 2)
+    store[16 ** 2][1, 12 * 16 + 2, 3] = 1.0
+    store[64 ** 2][0, :, 3] = torch.rand(64 ** 2)  # other resolutions must not matter
+    mask = _control_with_maps(store).blend_mask((64, 64))
+    assert mask.shape == (1, 1, 64, 64)
+    assert mask[0, 0, 22, 22] == 1 and mask[0, 0, 17, 17] == 1 and mask[0, 0, 50, 10] == 1  # dilated by one cell
+    assert mask[0, 0, 22, 40] == 0 and mask.mean() < 0.1
+
+
+def test_local_blend_mask_at_tiny_sd_scale_uses_the_4x4_maps_undilated():
+    """8² latents: the finest maps of at most a quarter of the side do not exist, so the coarsest
+    (4²) are used; one cell per 16 of 4 is no dilation; the map is rescaled from its minimum."""
+    store = {q: torch.full((2, q, 16), 0.06) for q in (8 ** 2, 4 ** 2)}
+    store[4 ** 2][:, 0, 3] = 0.07  # near-uniform attention, a little more at the top-left cell
+    mask = _control_with_maps(store).blend_mask((8, 8))
+    assert mask[0, 0, 0, 0] == 1 and mask[0, 0, 7, 7] == 0 and 0 < mask.mean() < 0.25
+
+
+def test_difference_blending_is_local_on_tiny_sd_and_keeps_the_source_outside(tiny_sd_shipped):
+    """The 'difference' mask on a colour edit of the shipped tiny-sd covers the shape, not the
+    whole image, and outside it the edit is the source branch."""
+    from toy.shapes import Scene, caption, render
+    from toy.shapes.edits import change_mask, edit_scene
+
+    model = tiny_sd_shipped
+    scene = Scene("square", "red", "white", 20.0, 12.0, 6.0)
+    target = edit_scene(scene, "color", "blue")
+    z0 = model.encode(render([scene]))
+    zT = md.ddim_invert(model, z0, model.embed(caption(scene)), 20)
+    masks = []
+    out = p2p_sample(model, zT, P2PEdit(caption(scene), caption(target), blend_maps="difference"), 20, 1.0, masks=masks)
+    final = masks[-1][0, 0].bool()
+    assert 0.05 < final.float().mean() < 0.5
+    changed = torch.nn.functional.avg_pool2d(change_mask(scene, target).float()[None], 4)[0, 0] > 0.5
+    assert (final & changed).sum() >= 0.8 * changed.sum()  # the shape is inside the mask
+    torch.testing.assert_close(out[1][:, ~final], out[0][:, ~final])
 
 
 def test_direct_inversion_reconstructs_the_source_branch_exactly_under_cfg(sd):
@@ -161,3 +204,23 @@ def test_negative_prompt_inversion_samples_the_source_at_w1(sd):
     assert torch.equal(npi.latent, md.ddim_invert(sd, x0, cond, 5)) and npi.null is cond
     out = p2p_sample(sd, npi.latent, P2PEdit(SOURCE, SOURCE), steps=5, guidance=7.5, null=npi.null)
     torch.testing.assert_close(out[0], md.ddim_sample(sd, npi.latent, cond, 5)[0], atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("blend", [None, "attention", "difference"])
+def test_a_batch_of_edits_equals_the_edits_one_by_one(sd, blend):
+    """n pairs side by side, under CFG with per-image per-step ∅_t and Direct Inversion's source path,
+    give what each edit gives alone."""
+    targets = ["a red square on a blue background", "a green circle on a blue background"]
+    words = [("circle", "square"), ("red", "green")] if blend == "attention" else [None, None]
+    edits = [P2PEdit(SOURCE, t, reweight={t.split()[1]: 1.5}, blend_words=w,
+                     blend_maps="difference" if blend == "difference" else "attention") for t, w in zip(targets, words)]
+    z = sd.noise(2, torch.Generator().manual_seed(0))
+    nulls = [sd.null.expand(2, -1, -1) + 0.01 * k * torch.arange(2.0).view(2, 1, 1) for k in range(4)]
+    path = [torch.randn(2, *z.shape[1:], generator=torch.Generator().manual_seed(k)) for k in range(5)]
+    batch = p2p_sample(sd, z, edits, steps=4, guidance=3.0, null=nulls, source_path=path)
+    for i, e in enumerate(edits):
+        alone = p2p_sample(sd, z[i:i + 1], e, steps=4, guidance=3.0, null=[n[i:i + 1] for n in nulls],
+                           source_path=[p[i:i + 1] for p in path])
+        torch.testing.assert_close(batch[i], alone, atol=1e-4, rtol=1e-4)
+    with pytest.raises(ValueError, match="share"):
+        p2p_sample(sd, z, [edits[0], P2PEdit(SOURCE, targets[1], cross_replace=0.5)], steps=2)

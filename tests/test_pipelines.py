@@ -127,7 +127,7 @@ def test_numpy_hwc_uint8_images_are_accepted(sd):
 
 def test_shipped_models_load_by_name():
     """The README's load_pipeline("tiny-sd"): names come from the minidiff.models entry points."""
-    assert {"tiny-sd", "tiny-flow", "tiny-flux"} <= set(md.pipelines.registered_models())
+    assert {"tiny-sd", "tiny-flow", "tiny-flux", "tiny-sd-noisy"} <= set(md.pipelines.registered_models())
     assert isinstance(load_pipeline("tiny-sd", device="cpu"), StableDiffusionDenoiser)
     assert isinstance(load_pipeline("tiny-flow", device="cpu"), SD3Denoiser)
     assert isinstance(load_pipeline("tiny-flux", device="cpu"), FluxDenoiser)
@@ -205,3 +205,31 @@ def test_p2p_injection_ties_the_target_to_the_source(sd):
     assert refine.mapper[3, 2] == 1 and refine.mapper[2].sum() == 0
     with pytest.raises(ValueError, match="not a word of the target"):
         AttentionControl(P2PEdit(PROMPT, PROMPT, reweight={"green": 2.0}), sd.pipe.tokenizer, 4)
+
+
+def test_sampling_dtype_follows_each_family():
+    from minidiff.pipelines import sampling_dtype
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert sampling_dtype("auto", cpu, flux=True, tiny=False) == torch.float32
+    assert sampling_dtype("auto", cuda, flux=False, tiny=False) == torch.float16   # SD 1.5, SD3
+    assert sampling_dtype("auto", cuda, flux=True, tiny=False) == torch.bfloat16   # FLUX.1-dev
+    assert sampling_dtype("auto", cuda, flux=True, tiny=True) == torch.float32     # the shipped tiny models
+    with pytest.raises(ValueError, match="bfloat16"):
+        sampling_dtype(torch.float16, cuda, flux=True, tiny=False)
+
+
+def test_offload_needs_a_gpu():
+    with pytest.raises(ValueError, match="offload"):
+        load_pipeline("tiny-sd", device="cpu", offload=True)
+
+
+def test_every_family_has_its_papers_settings():
+    from minidiff.settings import FULL_SCALE, settings_for
+
+    assert settings_for("black-forest-labs/FLUX.1-dev")["flowedit"] == {"n_max": 24, "n_avg": 1, "source_guidance": 1.5, "target_guidance": 5.5}
+    assert settings_for("sd3")["flowedit"]["n_max"] == 33 and settings_for("sd15")["nti_inner_steps"] == 10
+    assert settings_for("flux")["dtype"] == "bfloat16" and settings_for("tiny-flux")["dtype"] == "float32"
+    assert {settings_for(r["model"])["family"] for r in FULL_SCALE.values()} == {"sd15", "sd3", "flux"}
+    with pytest.raises(ValueError, match="sd15, sd3, flux"):
+        settings_for("sdxl")

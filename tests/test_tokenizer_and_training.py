@@ -61,3 +61,21 @@ def test_tiny_flux_distillation_runs_and_resumes(tmp_path, monkeypatch):
     pipe = distill.train_tiny_flux(steps=3, batch=4, lr=1e-3, save_every=1)
     assert len(losses) == 3  # resumed at step 2
     assert pipe.transformer.config.guidance_embeds and torch.isfinite(torch.tensor(losses)).all()
+
+
+def test_noisy_captions_name_wrong_words_at_the_set_rate():
+    """tiny-sd-noisy's captions: each of the three words wrong with probability p, independently; every
+    caption still parses and keeps its two colours distinct."""
+    import numpy as np
+
+    from toy.shapes import parse_caption, train_scenes
+    from toy.train import P_WRONG_WORD, noisy_captions
+
+    scenes = train_scenes(3000)
+    captions = noisy_captions(scenes, P_WRONG_WORD)
+    read = [parse_caption(c) for c in captions]
+    wrong = np.array([[r.kind != s.kind, r.color != s.color, r.background != s.background] for r, s in zip(read, scenes)])
+    assert np.allclose(wrong.mean(0), P_WRONG_WORD, atol=0.03)
+    assert abs((~wrong.any(1)).mean() - (1 - P_WRONG_WORD) ** 3) < 0.03
+    assert all(r.color != r.background for r in read)
+    assert noisy_captions(scenes[:50], 0.0) == [f"a {s.color} {s.kind} on a {s.background} background" for s in scenes[:50]]

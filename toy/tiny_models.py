@@ -124,7 +124,7 @@ def build_tiny_flux(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path 
 
 
 def shipped_folder(name: str) -> str:
-    """The folder of the shipped tiny model ``name`` ("tiny-sd", "tiny-flow", "tiny-flux").
+    """The folder of the shipped tiny model ``name`` ("tiny-sd", "tiny-flow", "tiny-flux", "tiny-sd-noisy").
 
     Registered as a ``minidiff.models`` entry point, so ``minidiff.load_pipeline("tiny-sd")`` finds it.
     """

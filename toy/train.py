@@ -4,6 +4,7 @@
     python -m toy.train tiny-sd      # UNet + CLIP text encoder, ε-prediction  (≈ 40 min, --threads 1)
     python -m toy.train tiny-flow    # SD3 transformer + 2 CLIP encoders, flow (≈ 30 min, --threads 1)
     python -m toy.train tiny-flux    # Flux transformer + CLIP + T5, guidance-distilled from tiny-flow
+    python -m toy.train tiny-sd-noisy  # tiny-sd on captions that are often wrong: the paper regime
 
 Checkpoints go to ``runs/<name>/checkpoint.pt`` every ``--save-every`` steps and a run resumes
 from there. The result is written with ``save_pretrained`` to ``toy/weights/<name>``; a run refuses
@@ -30,9 +31,14 @@ DEFAULTS = {  # steps, batch, learning rate (the shipped weights' recipes)
     "tiny-sd": (6000, 64, 1e-3),
     "tiny-flow": (6000, 64, 1e-3),
     "tiny-flux": (6000, 64, 1e-3),
+    "tiny-sd-noisy": (6000, 64, 1e-3),
 }
 N_SCENES = 20_000  # training scenes (latents are computed once)
 P_UNCOND = 0.1     # prompt dropout: the empty prompt teaches the model ∅ for classifier-free guidance
+# tiny-sd-noisy: each caption word (shape, colour, background) is replaced by a random value with this
+# probability, as web alt-text often names the wrong thing; p(x | c) is then broad and w = 1 follows a
+# prompt far less often than with CFG, so editing needs CFG, as on Stable Diffusion.
+P_WRONG_WORD = 0.25
 
 
 def _checkpoint(path: Path, modules: dict, opt, step: int) -> None:
@@ -128,8 +134,31 @@ def _prompts(captions: list[str], idx: torch.Tensor, g: torch.Generator) -> list
     return ["" if d else captions[i] for i, d in zip(idx.tolist(), drop.tolist())]
 
 
-def train_tiny_sd(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):
-    """ε-prediction training of the UNet and the text encoder on frozen VAE latents (SD's recipe)."""
+def noisy_captions(scenes, p_wrong: float, seed: int = 0) -> list[str]:
+    """Captions whose shape, colour and background words are each, with probability ``p_wrong``,
+    replaced by a value drawn uniformly from the others (the two colours are kept distinct)."""
+    import numpy as np
+
+    from .shapes import COLORS, KINDS
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in scenes:
+        kind, color, background = s.kind, s.color, s.background
+        if rng.random() < p_wrong:
+            kind = rng.choice([k for k in KINDS if k != kind])
+        if rng.random() < p_wrong:
+            color = rng.choice([c for c in COLORS if c not in (color, background)])
+        if rng.random() < p_wrong:
+            background = rng.choice([c for c in COLORS if c not in (color, background)])
+        out.append(f"a {color} {kind} on a {background} background")
+    return out
+
+
+def train_tiny_sd(steps: int, batch: int, lr: float, save_every: int, seed: int = 0, p_wrong: float = 0.0,
+                  name: str = "tiny-sd"):
+    """ε-prediction training of the UNet and the text encoder on frozen VAE latents (SD's recipe);
+    ``p_wrong`` > 0 trains on :func:`noisy_captions`."""
     import torch
     from diffusers import AutoencoderKL
 
@@ -140,7 +169,8 @@ def train_tiny_sd(steps: int, batch: int, lr: float, save_every: int, seed: int 
     vae = AutoencoderKL.from_pretrained(WEIGHTS / "vae").eval()
     pipe = build_tiny_sd(vae, RUNS / "tokenizer")
     scenes = train_scenes(N_SCENES, seed)
-    z0, captions = _latents(vae, scenes), [caption(s) for s in scenes]
+    captions = noisy_captions(scenes, p_wrong, seed) if p_wrong else [caption(s) for s in scenes]
+    z0 = _latents(vae, scenes)
     alphas_cumprod = pipe.scheduler.alphas_cumprod
     g = torch.Generator().manual_seed(seed)
 
@@ -153,8 +183,13 @@ def train_tiny_sd(steps: int, batch: int, lr: float, save_every: int, seed: int 
         cond = pipe.encode_prompt(_prompts(captions, idx, g), "cpu", 1, False)[0]
         return ((pipe.unet(zt, t, encoder_hidden_states=cond).sample - eps) ** 2).mean()
 
-    _loop("tiny-sd", {"unet": pipe.unet, "text_encoder": pipe.text_encoder}, loss_fn, steps, lr, save_every)
+    _loop(name, {"unet": pipe.unet, "text_encoder": pipe.text_encoder}, loss_fn, steps, lr, save_every)
     return pipe
+
+
+def train_tiny_sd_noisy(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):
+    """tiny-sd's recipe on captions with wrong words (:data:`P_WRONG_WORD`): the paper's regime."""
+    return train_tiny_sd(steps, batch, lr, save_every, seed, p_wrong=P_WRONG_WORD, name="tiny-sd-noisy")
 
 
 def train_tiny_flow(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):
@@ -196,7 +231,8 @@ def train_tiny_flux(steps: int, batch: int, lr: float, save_every: int, seed: in
     return distil(steps, batch, lr, save_every, seed)
 
 
-RECIPES = {"vae": train_vae, "tiny-sd": train_tiny_sd, "tiny-flow": train_tiny_flow, "tiny-flux": train_tiny_flux}
+RECIPES = {"vae": train_vae, "tiny-sd": train_tiny_sd, "tiny-flow": train_tiny_flow, "tiny-flux": train_tiny_flux,
+           "tiny-sd-noisy": train_tiny_sd_noisy}
 
 
 def save(model, out: Path) -> None:

@@ -1,0 +1,60 @@
+"""Each model family's settings, as the papers use them at full scale, keyed by family.
+
+An image lesson reads its settings from here through :func:`settings_for` (``MODEL`` in its
+``parameters`` cell), so switching a notebook from a shipped tiny model to Stable Diffusion 1.5, SD3 or
+FLUX.1-dev changes one name. The full-scale rows are the papers' published settings
+(``../shared/PAPERS.md``); the tiny rows are what the course runs on a CPU.
+
+Keys of a row:
+
+* ``model``: the hub id or shipped name; ``family``: "sd15", "sd3" or "flux";
+* ``resolution`` (pixels), ``steps`` (T), ``guidance`` (CFG w, or Flux's embedded guidance);
+* ``nti_inner_steps``: null-text inversion's N (SD only);
+* ``flowedit``: FlowEdit's ``n_max``, ``n_avg`` and the source / target guidance (flow models only);
+* ``impus``: IMPUS's textual-inversion and LoRA iterations (SD only);
+* ``dtype``: the sampling dtype on a GPU ("float16", "bfloat16"; optimisation always runs in float32).
+"""
+from __future__ import annotations
+
+FULL_SCALE: dict[str, dict] = {
+    "sd15": {
+        "model": "stable-diffusion-v1-5/stable-diffusion-v1-5", "family": "sd15", "resolution": 512,
+        "steps": 50, "guidance": 7.5, "nti_inner_steps": 10,
+        "impus": {"ti_iters": 200, "lora_iters": 150, "uncond_iters": 50},
+        "dtype": "float16",
+    },
+    "sd3": {
+        "model": "stabilityai/stable-diffusion-3-medium-diffusers", "family": "sd3", "resolution": 1024,
+        "steps": 50, "guidance": 7.0,
+        "flowedit": {"n_max": 33, "n_avg": 1, "source_guidance": 3.5, "target_guidance": 13.5},
+        "dtype": "float16",
+    },
+    "flux": {
+        "model": "black-forest-labs/FLUX.1-dev", "family": "flux", "resolution": 1024,
+        "steps": 28, "guidance": 3.5,
+        "flowedit": {"n_max": 24, "n_avg": 1, "source_guidance": 1.5, "target_guidance": 5.5},
+        # fp16 overflows in FLUX.1-dev's activations and gives NaN images
+        "dtype": "bfloat16",
+    },
+}
+
+TINY: dict[str, dict] = {
+    "tiny-sd": FULL_SCALE["sd15"] | {"model": "tiny-sd", "resolution": 32, "dtype": "float32"},
+    "tiny-sd-noisy": FULL_SCALE["sd15"] | {"model": "tiny-sd-noisy", "resolution": 32, "dtype": "float32"},
+    "tiny-flow": FULL_SCALE["sd3"] | {"model": "tiny-flow", "resolution": 32, "guidance": 5.0, "dtype": "float32"},
+    "tiny-flux": FULL_SCALE["flux"] | {"model": "tiny-flux", "resolution": 32, "dtype": "float32"},
+}
+
+
+def settings_for(model: str) -> dict:
+    """The settings row of ``model``: a family ("sd15", "sd3", "flux"), its hub id, or a shipped tiny
+    model's name. Raises a ValueError naming the choices for anything else."""
+    if model in FULL_SCALE:
+        return dict(FULL_SCALE[model])
+    if model in TINY:
+        return dict(TINY[model])
+    for row in FULL_SCALE.values():
+        if row["model"] == model:
+            return dict(row)
+    raise ValueError(f"no settings for {model!r}: choose a family ({', '.join(FULL_SCALE)}), one of their hub ids "
+                     f"({', '.join(r['model'] for r in FULL_SCALE.values())}) or a shipped model ({', '.join(TINY)}).")
