@@ -16,7 +16,6 @@ real vocabulary, so that Prompt-to-Prompt's word ↔ token alignment is tested w
 from __future__ import annotations
 
 import json
-from collections import Counter
 from pathlib import Path
 from tempfile import mkdtemp
 
@@ -34,7 +33,7 @@ from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProject
 
 from .shapes import VOCAB
 from .tiny_models import SD_SCHEDULER, build_tiny_flux
-from .tokenizer import BOS, EOS, build_t5_word_tokenizer, build_word_tokenizer
+from .tokenizer import BOS, EOS, build_t5_word_tokenizer, build_word_tokenizer, learn_unit_merges
 
 IMAGE_SIZE = 64  # a factor-8 VAE gives 8×8 latents, as SD's 512² images give 64×64
 WORDS = tuple(sorted(set(VOCAB) | {"hexagon"}))
@@ -83,29 +82,6 @@ SD3_TRANSFORMER_CONFIG = dict(
 SD3_SCHEDULER = dict(num_train_timesteps=1000, shift=3.0)
 
 
-def _learn_unit_merges(units: list[list[str]]) -> list[tuple[str, str]]:
-    """BPE merges (in rank order) that turn each unit, a list of characters, into one symbol: the most
-    frequent adjacent pair first, ties broken deterministically (as :func:`toy.tokenizer.learn_merges`)."""
-    corpus = [list(u) for u in units]
-    merges = []
-    while True:
-        pairs = Counter(p for symbols in corpus for p in zip(symbols, symbols[1:]))
-        if not pairs:
-            return merges
-        best = max(pairs, key=lambda p: (pairs[p], p))
-        merges.append(best)
-        for k, symbols in enumerate(corpus):
-            merged, i = [], 0
-            while i < len(symbols):
-                if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
-                    merged.append(symbols[i] + symbols[i + 1])
-                    i += 2
-                else:
-                    merged.append(symbols[i])
-                    i += 1
-            corpus[k] = merged
-
-
 def build_bpe_tokenizer(words, folder: str | Path, max_length: int = CLIP_LENGTH,
                         split: dict[str, tuple[str, ...]] = SPLIT_WORDS) -> CLIPTokenizer:
     """A CLIP BPE tokenizer over ``words`` in which every word is one token except those of ``split``,
@@ -128,7 +104,7 @@ def build_bpe_tokenizer(words, folder: str | Path, max_length: int = CLIP_LENGTH
         units += [list(p) for p in parts[:-1]] + [list(parts[-1][:-1]) + [parts[-1][-1] + "</w>"]]
     vocab = {BOS: 0, EOS: 1} | {f"{w}</w>": i + 2 for i, w in enumerate(whole)}
     vocab |= {p: len(vocab) + i for i, p in enumerate(dict.fromkeys(pieces))}
-    merges = _learn_unit_merges(units)
+    merges = learn_unit_merges(units)
     (folder / "vocab.json").write_text(json.dumps(vocab, indent=0))
     (folder / "merges.txt").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for a, b in merges) + "\n")
     tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=max_length)

@@ -25,15 +25,21 @@ BOS, EOS = "<|startoftext|>", "<|endoftext|>"
 
 def learn_merges(words: list[str]) -> list[tuple[str, str]]:
     """BPE merges (in rank order) that turn each of ``words`` into the single symbol ``word</w>``."""
-    corpus = {w: list(w[:-1]) + [w[-1] + "</w>"] for w in words}
+    return learn_unit_merges([list(w[:-1]) + [w[-1] + "</w>"] for w in words])
+
+
+def learn_unit_merges(units: list[list[str]]) -> list[tuple[str, str]]:
+    """BPE merges (in rank order) that turn each unit, a list of symbols, into one symbol: the most
+    frequent adjacent pair first, ties broken deterministically."""
+    corpus = [list(u) for u in units]
     merges = []
     while True:
-        pairs = Counter(p for symbols in corpus.values() for p in zip(symbols, symbols[1:]))
+        pairs = Counter(p for symbols in corpus for p in zip(symbols, symbols[1:]))
         if not pairs:
             return merges
-        best = max(pairs, key=lambda p: (pairs[p], p))  # most frequent, ties broken deterministically
+        best = max(pairs, key=lambda p: (pairs[p], p))
         merges.append(best)
-        for w, symbols in corpus.items():
+        for k, symbols in enumerate(corpus):
             merged, i = [], 0
             while i < len(symbols):
                 if i + 1 < len(symbols) and (symbols[i], symbols[i + 1]) == best:
@@ -42,7 +48,7 @@ def learn_merges(words: list[str]) -> list[tuple[str, str]]:
                 else:
                     merged.append(symbols[i])
                     i += 1
-            corpus[w] = merged
+            corpus[k] = merged
 
 
 def build_word_tokenizer(words: list[str], folder: str | Path, max_length: int = 16) -> CLIPTokenizer:
