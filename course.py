@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """Set up the course and run it, with nothing but Python on the machine.
 
-    python3 course.py run [NOTEBOOK ...] [--record]
+    python3 course.py run [NOTEBOOK ...] [--record] [--model FAMILY[,FAMILY]] [--set NAME=VALUE ...]
         make .venv (torch CPU first), execute the notebooks -> build/executed, build/html;
         NOTEBOOK is a number (04), a stem (04_shapes_world) or a path; default: all of them.
         At the end it names the notebooks over the per-notebook budget (180 s) and says whether
         the whole course fits its budget (900 s). --record writes the measured seconds into
         notebooks/timings.json, which the README's table and each notebook's header must agree
         with (tests/test_course.py checks).
+        --model sd15|sd3|flux (or several, comma-separated) runs the image lessons at full scale on a
+        GPU: every MODEL parameter of that family (MODEL, MODEL_FLOW, ...) is set to it, and the
+        lesson takes the paper's settings from minidiff.settings; without NOTEBOOKs it runs the
+        notebooks that have such a parameter. --set NAME=VALUE sets any parameter by name (VALUE is
+        a Python literal). Either writes to build/custom, never over build/executed.
     python3 course.py test [PYTEST ARGS ...]
         make .venv if needed, run all tests (unit tests + the notebooks under nbval)
     python3 course.py lab [JUPYTERLAB ARGS ...]
@@ -265,8 +270,81 @@ def export_html(nb, path: Path) -> Path:
 
 # ---------------------------------------------------------------- running
 
-def execute_notebooks(paths: list[Path] | None = None, out: Path = BUILD, timeout: int = 900) -> dict[str, float]:
+# ---------------------------------------------------------------- parameters
+
+def parameters_cell(nb):
+    """The code cell tagged ``parameters`` (papermill's convention); a ValueError if there is none."""
+    for cell in nb.cells:
+        if cell.cell_type == "code" and "parameters" in cell.metadata.get("tags", []):
+            return cell
+    raise ValueError("this notebook has no cell tagged 'parameters'")
+
+
+def parameter_names(nb) -> dict[str, str]:
+    """{name: its source expression} of each top-level ``NAME = ...`` in the parameters cell."""
+    import ast
+
+    source = parameters_cell(nb).source
+    return {node.targets[0].id: ast.get_source_segment(source, node.value) for node in ast.parse(source).body
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)}
+
+
+def inject_parameters(nb, values: dict) -> None:
+    """Set parameters by name: each ``NAME = ...`` line of the parameters cell becomes ``NAME = repr(value)``.
+
+    The assignment is rewritten in place rather than overridden by a later cell (papermill's way), so
+    that what the cell derives from it (``STEPS = 20 if S["shapes_world"] else S["steps"]``) follows.
+    A name the cell does not assign is a ValueError listing those it does."""
+    import ast
+
+    cell = parameters_cell(nb)
+    lines = cell.source.splitlines()
+    nodes = {n.targets[0].id: n for n in ast.parse(cell.source).body
+             if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)}
+    unknown = [name for name in values if name not in nodes]
+    if unknown:
+        raise ValueError(f"no parameter {', '.join(unknown)} in this notebook; its parameters: {', '.join(nodes)}")
+    for name, node in sorted(((k, nodes[k]) for k in values), key=lambda kv: -kv[1].lineno):
+        lines[node.lineno - 1:node.end_lineno] = [f"{name} = {values[name]!r}  # set by course.py"]
+    cell.source = "\n".join(lines)
+
+
+def model_parameters(nb) -> dict[str, str]:
+    """{name: family} of the parameters named MODEL or MODEL_* whose default is a model name."""
+    import ast
+
+    from minidiff.settings import settings_for
+
+    out = {}
+    for name, expression in parameter_names(nb).items():
+        if name == "MODEL" or name.startswith("MODEL_"):
+            try:
+                out[name] = settings_for(ast.literal_eval(expression))["family"]
+            except (ValueError, SyntaxError):
+                continue
+    return out
+
+
+def full_scale_parameters(paths: list[Path], families: list[str], named: bool) -> dict[str, dict]:
+    """{notebook stem: {parameter: family}} for ``--model``: each MODEL parameter of a chosen family
+    is set to the family's name. Notebooks with none are left out, or, when ``named``, an error."""
+    import nbformat
+
+    out = {}
+    for path in paths:
+        chosen = {k: f for k, f in model_parameters(nbformat.read(path, as_version=4)).items() if f in families}
+        if chosen:
+            out[path.stem] = chosen
+        elif named:
+            raise SystemExit(f"course.py run: {path.stem} has no MODEL parameter of family {', '.join(families)}")
+    return out
+
+
+def execute_notebooks(paths: list[Path] | None = None, out: Path = BUILD, timeout: int = 900,
+                      parameters: dict[str, dict] | None = None) -> dict[str, float]:
     """Execute notebooks headless (nbclient), write the executed copies and HTML under ``out``.
+
+    ``parameters`` maps a notebook's stem to the parameters to set in it (:func:`inject_parameters`).
 
     Returns the wall-clock seconds of each notebook that ran without error, also written to
     ``out/timings.json``. A notebook that fails is still written (with its error), the others still
@@ -278,7 +356,7 @@ def execute_notebooks(paths: list[Path] | None = None, out: Path = BUILD, timeou
     saved = {k: os.environ.get(k) for k in headless_env()}
     os.environ.update(headless_env())  # the kernels inherit this process's environment
     try:
-        timings, failed = _execute(paths, out, timeout)
+        timings, failed = _execute(paths, out, timeout, parameters or {})
     finally:
         for key, value in saved.items():
             if value is None:
@@ -290,27 +368,22 @@ def execute_notebooks(paths: list[Path] | None = None, out: Path = BUILD, timeou
     return timings
 
 
-def _execute(paths: list[Path], out: Path, timeout: int) -> tuple[dict[str, float], list[str]]:
+def _execute(paths: list[Path], out: Path, timeout: int, parameters: dict[str, dict]) -> tuple[dict[str, float], list[str]]:
     import nbformat
-    from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
-    from traitlets.config import Config
 
-    # Kernels talk over local IPC sockets, not TCP: no port is opened, and ipykernel 7 has no "running
-    # over TCP without encryption" warning to print. The socket path is absolute because the kernel runs
-    # in the notebook's folder and this process elsewhere.
-    sockets = tempfile.TemporaryDirectory(prefix="course-kernels-")
-    kernel_config = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets.name) / "kernel")}})
     (out / "executed").mkdir(parents=True, exist_ok=True)
     (out / "html").mkdir(parents=True, exist_ok=True)
     timings, failed = {}, []
     for path in paths:
         nb = nbformat.read(path, as_version=4)
         nb.metadata.pop("widgets", None)  # the widget state stored must be this run's
+        if parameters.get(path.stem):
+            inject_parameters(nb, parameters[path.stem])
+            print(f"{path.stem}: " + ", ".join(f"{k} = {v!r}" for k, v in parameters[path.stem].items()), flush=True)
         start = time.perf_counter()
         try:
-            NotebookClient(nb, timeout=timeout, kernel_name="python3", config=kernel_config,
-                           resources={"metadata": {"path": str(path.parent)}}).execute()
+            run_notebook(nb, path.parent, timeout)
         except CellExecutionError as error:
             failed.append(path.stem)
             print(f"{path.stem:<24} FAILED\n{error}", flush=True)
@@ -319,9 +392,22 @@ def _execute(paths: list[Path], out: Path, timeout: int) -> tuple[dict[str, floa
             print(f"{path.stem:<24} {timings[path.stem]:7.1f} s", flush=True)
         nbformat.write(nb, out / "executed" / path.name)
         export_html(nb, out / "html" / f"{path.stem}.html")
-    sockets.cleanup()
     (out / "timings.json").write_text(json.dumps(timings, indent=1))
     return timings, failed
+
+
+def run_notebook(nb, folder: Path, timeout: int = 900) -> None:
+    """Execute ``nb`` in place with a kernel started in ``folder`` (nbclient); raises CellExecutionError."""
+    from nbclient import NotebookClient
+    from traitlets.config import Config
+
+    # Kernels talk over local IPC sockets, not TCP: no port is opened, and ipykernel 7 has no "running
+    # over TCP without encryption" warning to print. The socket path is absolute because the kernel runs
+    # in the notebook's folder and this process elsewhere.
+    with tempfile.TemporaryDirectory(prefix="course-kernels-") as sockets:
+        config = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
+        NotebookClient(nb, timeout=timeout, kernel_name="python3", config=config,
+                       resources={"metadata": {"path": str(folder)}}).execute()
 
 
 def stated_seconds(seconds: float) -> int:
@@ -362,20 +448,48 @@ def record_timings(timings: dict[str, float]) -> None:
         print(f"  {stem:<24} ≈ {stated_seconds(seconds)} s")
 
 
-def run_course(paths: list[str], record: bool = False) -> int:
-    """``course.py run`` inside the virtual environment: execute, report the budget, maybe record."""
+def run_course(paths: list[str], record: bool = False, families: list[str] | None = None,
+               settings: dict | None = None, named: bool = True) -> int:
+    """``course.py run`` inside the virtual environment: execute, report the budget, maybe record.
+
+    ``families`` (``--model``) and ``settings`` (``--set``) set parameters; such runs go to build/custom."""
     from nbclient.exceptions import CellExecutionError
 
+    paths = [Path(p) for p in paths]
+    parameters, out = {}, BUILD
+    if families or settings:
+        out = BUILD / "custom"
+        if families:
+            parameters = full_scale_parameters(paths, families, named)
+            paths = [p for p in paths if p.stem in parameters]
+        for path in paths:
+            parameters.setdefault(path.stem, {}).update(settings or {})
     try:
-        timings, code = execute_notebooks([Path(p) for p in paths]), 0
+        timings, code = execute_notebooks(paths, out, parameters=parameters), 0
     except CellExecutionError as error:
         print(error, file=sys.stderr)
-        timings = json.loads((BUILD / "timings.json").read_text())
+        timings = json.loads((out / "timings.json").read_text())
         code = 1
     print("\n".join(budget_report(timings, read_timings())), flush=True)
     if record and timings:
         record_timings(timings)
     return code
+
+
+FAMILIES = ("sd15", "sd3", "flux")  # minidiff.settings.FULL_SCALE's keys
+
+
+def _parse_setting(text: str) -> tuple[str, object]:
+    """``NAME=VALUE`` → (NAME, the Python literal VALUE; a bare word stays a string)."""
+    import ast
+
+    name, sep, value = text.partition("=")
+    if not sep or not name.isidentifier():
+        raise SystemExit(f"course.py run: --set {text!r}: write NAME=VALUE, e.g. --set N_EDITS=6")
+    try:
+        return name, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return name, value
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -386,11 +500,23 @@ def main(argv: list[str] | None = None) -> int:
         parser = argparse.ArgumentParser(prog="course.py run", description="Execute notebooks headless into build/.")
         parser.add_argument("notebooks", nargs="*", metavar="NOTEBOOK", help="04, 04_shapes_world or a path (default: all)")
         parser.add_argument("--record", action="store_true", help=f"write the measured seconds into {TIMINGS.relative_to(ROOT)}")
+        parser.add_argument("--model", type=lambda s: s.split(","), default=[], metavar="FAMILY[,FAMILY]",
+                            help="run the image lessons at full scale: sd15, sd3, flux (a GPU and the cached weights)")
+        parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
+                            help="set a parameter of the notebooks by name (VALUE: a Python literal)")
         args = parser.parse_args(rest)
+        settings = dict(_parse_setting(text) for text in args.settings)
+        unknown = [f for f in args.model if f not in FAMILIES]
+        if unknown:
+            parser.error(f"--model {','.join(unknown)}: choose from {', '.join(FAMILIES)}")
+        if args.record and (args.model or settings):
+            parser.error("--record stores the tiny course's timings; it cannot be combined with --model or --set")
         paths = [str(p) for p in select_notebooks(args.notebooks)]
         python = setup()
-        code = "import course, sys; sys.exit(course.run_course(sys.argv[2:], sys.argv[1] == 'record'))"
-        return subprocess.run([str(python), "-c", code, "record" if args.record else "-", *paths], cwd=ROOT).returncode
+        request = json.dumps({"paths": paths, "record": args.record, "families": args.model, "settings": settings,
+                              "named": bool(args.notebooks)})
+        code = "import course, json, sys; sys.exit(course.run_course(**json.loads(sys.argv[1])))"
+        return subprocess.run([str(python), "-c", code, request], cwd=ROOT).returncode
     if command == "test":
         python = setup()
         env = {**os.environ, **headless_env()}  # nbval's kernels inherit pytest's environment

@@ -34,6 +34,7 @@ from toy.shapes.world import (
     sample_scenes,
     to_pil,
     to_uint8,
+    to_world,
     train_scenes,
 )
 
@@ -63,5 +64,6 @@ __all__ = [
     "sample_scenes",
     "to_pil",
     "to_uint8",
+    "to_world",
     "train_scenes",
 ]

@@ -18,7 +18,7 @@ import torch
 
 from toy.shapes.edits import ATTRIBUTES, change_mask, edit_scene
 from toy.shapes.reader import read_attributes
-from toy.shapes.world import COLORS, KINDS, Scene, caption, heldout_scenes, parse_caption, render
+from toy.shapes.world import COLORS, KINDS, Scene, caption, heldout_scenes, parse_caption, render, to_world
 
 
 @dataclass(frozen=True)
@@ -60,12 +60,14 @@ def _psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) ->
 
 
 def score_edits(edited: torch.Tensor, cases: list[EditCase]) -> dict[str, np.ndarray]:
-    """Per-edit scores of ``edited`` (N, 3, 32, 32) in [−1, 1] against the ground truth of ``cases``.
+    """Per-edit scores of ``edited`` (N, 3, H, W) in [−1, 1] against the ground truth of ``cases``, on the
+    world's 32² grid (``to_world``: a full-scale model's images are area-averaged to it).
 
     Returns arrays of shape (N,): ``edit_acc`` (0/1), ``bg_psnr`` and ``gt_psnr`` in dB (capped at 100).
     """
     if len(edited) != len(cases):
         raise ValueError(f"{len(edited)} edited images for {len(cases)} cases.")
+    edited = to_world(edited.detach().cpu().float())
     sources, targets = render([c.source for c in cases]), render([c.target for c in cases])
     read = read_attributes(edited)
     return {

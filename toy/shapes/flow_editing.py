@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 import minidiff as md
+from minidiff.settings import FULL_SCALE
 from toy.shapes.editing import EditCase, score_edits
 from toy.shapes.world import caption, render
 
@@ -33,9 +34,17 @@ class FlowSetting:
     def but(self, **changes) -> "FlowSetting":
         return replace(self, **changes)
 
+    @classmethod
+    def of(cls, settings: dict, steps: int | None = None) -> "FlowSetting":
+        """The setting of a ``minidiff.settings`` row; with fewer ``steps`` than the paper's, ``n_max``
+        keeps its share of them (SD3's 33 of 50 becomes 2 of 3)."""
+        fe, paper_steps = settings["flowedit"], settings["steps"]
+        steps = steps or paper_steps
+        return cls(steps=steps, n_max=max(1, min(steps, round(fe["n_max"] * steps / paper_steps))), n_avg=fe["n_avg"],
+                   guidance_src=fe["source_guidance"], guidance_tar=fe["target_guidance"])
 
-SD3_SETTING = FlowSetting(steps=50, n_max=33, guidance_src=3.5, guidance_tar=13.5)
-FLUX_SETTING = FlowSetting(steps=28, n_max=24, guidance_src=1.5, guidance_tar=5.5)
+
+SD3_SETTING, FLUX_SETTING = FlowSetting.of(FULL_SCALE["sd3"]), FlowSetting.of(FULL_SCALE["flux"])
 
 
 def edit(model, method: str, z_src: torch.Tensor, cond_src, cond_tar, setting: FlowSetting, seed: int = 0) -> torch.Tensor:
@@ -69,7 +78,7 @@ class EditRun:
 
 def run_edits(model, cases: list[EditCase], setting: FlowSetting, methods=METHODS, seed: int = 0) -> dict[str, EditRun]:
     """Every editor in ``methods`` on every case, in one batch each; {method: EditRun}."""
-    z_src = model.encode(render([c.source for c in cases]))
+    z_src = model.encode(render([c.source for c in cases], size=model.image_size))
     cond_src = model.embed([caption(c.source) for c in cases])
     cond_tar = model.embed([caption(c.target) for c in cases])
     runs = {}

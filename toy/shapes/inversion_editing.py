@@ -21,7 +21,7 @@ from minidiff.p2p import P2PEdit, p2p_sample
 from toy.shapes.editing import score_edits
 from toy.shapes.world import caption, render
 
-STEPS, GUIDANCE = 50, 7.5
+STEPS, GUIDANCE, INNER_STEPS = 50, 7.5, 10
 INVERSIONS = ("ddim_w1", "ddim_w1_cfg", "ddim_w7_5", "nti", "nti_global", "npi", "direct")
 EDITORS = {
     "p2p": lambda case: P2PEdit(caption(case.source), caption(case.target)),
@@ -31,8 +31,9 @@ EDITORS = {
 }
 
 
-def invert(model, name: str, z0: torch.Tensor, cond: torch.Tensor, steps: int = STEPS, guidance: float = GUIDANCE) -> dict:
-    """Invert latents z0 (N, ...) with ``name``; returns what :func:`minidiff.p2p.p2p_sample` needs for
+def invert(model, name: str, z0: torch.Tensor, cond: torch.Tensor, steps: int = STEPS, guidance: float = GUIDANCE,
+           inner_steps: int = INNER_STEPS) -> dict:
+    """Invert latents z0 (N, ...) with ``name`` (``inner_steps``: null-text's N); returns what :func:`minidiff.p2p.p2p_sample` needs for
     the N images: ``latent`` (N, ...), ``null`` (a tensor or a per-step list), ``source_path`` (a list
     or None), the editing ``guidance``, and the inversion's own ``result``."""
     plain = {"null": model.null, "source_path": None, "guidance": guidance, "result": None}
@@ -41,7 +42,7 @@ def invert(model, name: str, z0: torch.Tensor, cond: torch.Tensor, steps: int = 
     if name == "ddim_w7_5":
         return plain | {"latent": md.ddim_invert(model, z0, cond, steps, guidance, model.null)}
     if name in ("nti", "nti_global"):
-        nti = md.null_text_invert(model, z0, cond, model.null, steps, guidance, per_step=name == "nti")
+        nti = md.null_text_invert(model, z0, cond, model.null, steps, guidance, inner_steps, per_step=name == "nti")
         return plain | {"latent": nti.latent, "null": nti.nulls, "result": nti}
     if name == "npi":
         npi = md.negative_prompt_inversion(model, z0, cond, steps)
@@ -54,7 +55,7 @@ def invert(model, name: str, z0: torch.Tensor, cond: torch.Tensor, steps: int = 
 
 def edit_all(model, inv: dict, cases, editor: str, steps: int = STEPS) -> dict:
     """Edit every case from inversion ``inv`` with ``editor``, all in one batch: the edited images
-    ``edits`` and source reconstructions ``sources`` (N, 3, 32, 32), local blending's final ``mask``
+    ``edits`` and source reconstructions ``sources`` (N, 3, H, W), local blending's final ``mask``
     (N, 1, h, w; ones without blending) and the share of the latent it keeps, ``mask_mean``."""
     masks = []
     z = p2p_sample(model, inv["latent"], [EDITORS[editor](c) for c in cases], steps, inv["guidance"], inv["null"],
@@ -64,16 +65,16 @@ def edit_all(model, inv: dict, cases, editor: str, steps: int = STEPS) -> dict:
     return {"sources": decoded[:, 0], "edits": decoded[:, 1], "mask": mask, "mask_mean": float(mask.mean())}
 
 
-def evaluate(model, cases, pairs, steps: int = STEPS, guidance: float = GUIDANCE) -> dict:
+def evaluate(model, cases, pairs, steps: int = STEPS, guidance: float = GUIDANCE, inner_steps: int = INNER_STEPS) -> dict:
     """{(inversion, editor): {"scores": per-edit arrays (``score_edits``) of the edits, "source_scores":
     the same for the source branch, "edits", "sources", "mask", "mask_mean", "invert_seconds", "edit_seconds",
     "inversion"}} for every pair, each inversion run once."""
-    images = render([c.source for c in cases])
+    images = render([c.source for c in cases], size=model.image_size)
     z0, cond = model.encode(images), model.embed([caption(c.source) for c in cases])
     out = {}
     for name in dict.fromkeys(inv for inv, _ in pairs):
         start = time.perf_counter()
-        inv = invert(model, name, z0, cond, steps, guidance)
+        inv = invert(model, name, z0, cond, steps, guidance, inner_steps)
         invert_seconds = time.perf_counter() - start
         for editor in (e for i, e in pairs if i == name):
             start = time.perf_counter()

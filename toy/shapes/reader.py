@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from toy.shapes.world import COLORS, PALETTE_TENSOR, Attributes, parse_caption
+from toy.shapes.world import COLORS, PALETTE_TENSOR, Attributes, parse_caption, to_world
 
 # Palette colours are at least 2 apart (in [-1, 1] units); a pixel farther than half of
 # that from the background colour is mostly shape.
@@ -87,12 +87,13 @@ def read_attributes(images: torch.Tensor) -> list[Attributes]:
     background; the kind comes from the geometry of the resulting coverage map.
 
     Args:
-        images: Tensor of shape (B, 3, H, W) in [-1, 1], e.g. renders or samples.
+        images: Tensor of shape (B, 3, H, W) in [-1, 1], e.g. renders or samples; read on
+            the world's 32² grid (``to_world``), so a full-scale model's 512² images read too.
 
     Returns:
         B ``Attributes`` (kind, color, background).
     """
-    images = images.detach().cpu().float()
+    images = to_world(images.detach().cpu().float())
     border = torch.ones(images.shape[-2:], dtype=torch.bool)
     border[1:-1, 1:-1] = False
     bg_index = _nearest_color(images[:, :, border].median(dim=2).values)
@@ -137,7 +138,7 @@ def reads_as_scene(images: torch.Tensor) -> torch.Tensor:
     Returns:
         Bool tensor of shape (B,).
     """
-    images = images.detach().cpu().float()
+    images = to_world(images.detach().cpu().float())
     out = torch.zeros(len(images), dtype=torch.bool)
     for i, (image, read) in enumerate(zip(images, read_attributes(images))):
         shows = lambda color: (image - PALETTE_TENSOR[COLORS.index(color)][:, None, None]).norm(dim=0) < NEAR_COLOR  # noqa: E731

@@ -171,20 +171,22 @@ def heldout_scenes(n: int, seed: int = 0) -> list[Scene]:
     return sample_scenes(n, seed, split="heldout")
 
 
-def coverage(scenes: Sequence[Scene], chunk: int = 1024) -> torch.Tensor:
+def coverage(scenes: Sequence[Scene], chunk: int = 1024, size: int = IMAGE_SIZE) -> torch.Tensor:
     """Fraction of each pixel covered by the shape.
 
     Args:
         scenes: B scenes.
         chunk: Scenes handled at once; bounds memory of the supersampled grid.
+        size: Side in pixels. Scenes are defined on the 32-pixel grid; another size renders
+            the same scene finer or coarser (a full-scale model's 512 or 1024).
 
     Returns:
-        Tensor of shape (B, 32, 32) with values k / SUPERSAMPLE**2 in [0, 1] (exact in
+        Tensor of shape (B, size, size) with values k / SUPERSAMPLE**2 in [0, 1] (exact in
         float32, so comparisons with 0 and 1 are exact).
     """
-    fine = IMAGE_SIZE * SUPERSAMPLE
-    # Sample point centres in pixel units; pixel i spans [i, i + 1).
-    grid = (torch.arange(fine, dtype=torch.float64) + 0.5) / SUPERSAMPLE
+    fine = size * SUPERSAMPLE
+    # Sample point centres in world units (32-pixel grid); pixel i spans [i, i + 1) · 32 / size.
+    grid = (torch.arange(fine, dtype=torch.float64) + 0.5) / SUPERSAMPLE * (IMAGE_SIZE / size)
     out = []
     for start in range(0, len(scenes), chunk):
         batch = scenes[start : start + chunk]
@@ -202,23 +204,32 @@ def coverage(scenes: Sequence[Scene], chunk: int = 1024) -> torch.Tensor:
         inside = torch.where(kind == 0, circle, torch.where(kind == 1, square, triangle))
         pooled = torch.nn.functional.avg_pool2d(inside[:, None].float(), SUPERSAMPLE)
         out.append(pooled[:, 0])
-    return torch.cat(out) if out else torch.zeros(0, IMAGE_SIZE, IMAGE_SIZE)
+    return torch.cat(out) if out else torch.zeros(0, size, size)
 
 
-def render(scenes: Sequence[Scene]) -> torch.Tensor:
+def render(scenes: Sequence[Scene], size: int = IMAGE_SIZE) -> torch.Tensor:
     """Render scenes with anti-aliased edges.
 
     Args:
         scenes: B scenes.
+        size: Side in pixels (see ``coverage``); ``to_world`` brings any render back to 32².
 
     Returns:
-        Float32 tensor of shape (B, 3, 32, 32) in [-1, 1]; edge pixels blend the two
+        Float32 tensor of shape (B, 3, size, size) in [-1, 1]; edge pixels blend the two
         colours in proportion to coverage.
     """
-    cov = coverage(scenes)[:, None]
+    cov = coverage(scenes, size=size)[:, None]
     fg = PALETTE_TENSOR[[COLORS.index(s.color) for s in scenes]][:, :, None, None]
     bg = PALETTE_TENSOR[[COLORS.index(s.background) for s in scenes]][:, :, None, None]
     return bg + cov * (fg - bg)
+
+
+def to_world(images: torch.Tensor) -> torch.Tensor:
+    """Images (B, 3, H, W) of any square size → (B, 3, 32, 32) by area averaging, the grid on which
+    scenes, masks and the reader are defined (exact for a render whose side is a multiple of 32)."""
+    if images.shape[-1] == IMAGE_SIZE and images.shape[-2] == IMAGE_SIZE:
+        return images
+    return torch.nn.functional.interpolate(images.float(), size=(IMAGE_SIZE, IMAGE_SIZE), mode="area")
 
 
 def to_uint8(images: torch.Tensor) -> np.ndarray:
