@@ -181,7 +181,7 @@ def perceptual_path_length(sample: Callable, distance: Callable, n: int = 32, ep
     for chunk in alpha.split(max(1, batch // 2)):
         images = sample(torch.cat([chunk, chunk + eps]).float())
         values.append(distance(*images.chunk(2)).double() / eps**2)
-    values = torch.cat(values).numpy()
+    values = torch.cat(values).cpu().numpy()
     lo, hi = np.percentile(values, [1, 99])
     return float(values[(values >= lo) & (values <= hi)].mean())
 

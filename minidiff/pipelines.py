@@ -209,10 +209,11 @@ class _ImageModel:
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Latents (B, C, h, w) → images (B, 3, H, W) in [−1, 1]."""
+        """Latents (B, C, h, w) → images (B, 3, H, W) in [−1, 1], float32 on the CPU: images are for
+        looking at and scoring, next to renders made on the CPU (``encode`` moves them back)."""
         check_latents(latents, "latents")
         z = latents / self.vae.config.scaling_factor + (self.vae.config.shift_factor or 0.0)
-        return self.vae.decode(z.to(self.dtype)).sample.clamp(-1, 1)
+        return self.vae.decode(z.to(self.device, self.dtype)).sample.clamp(-1, 1).float().cpu()
 
     def noise(self, batch: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """Standard normal latents of this model's shape, (batch, C, h, w), on the model's device."""

@@ -71,7 +71,19 @@ def test_lab_forwards_extra_arguments_to_jupyterlab(recorded):
 def test_run_passes_the_chosen_notebooks_and_record(recorded):
     assert course.main(["run", "04", "06", "--record"]) == 0
     (cmd, _), = recorded.calls
-    assert cmd[3] == "record" and [Path(p).stem for p in cmd[4:]] == ["04_shapes_world", "06_nulltext_p2p"]
+    request = json.loads(cmd[3])
+    assert request["record"] and [Path(p).stem for p in request["paths"]] == ["04_shapes_world", "06_nulltext_p2p"]
+
+
+def test_run_passes_full_scale_families_and_settings(recorded):
+    assert course.main(["run", "06", "--model", "sd15", "--set", "N_EDITS=6", "--set", "MODEL_NOTE=plain"]) == 0
+    (cmd, _), = recorded.calls
+    request = json.loads(cmd[3])
+    assert request["families"] == ["sd15"] and request["settings"] == {"N_EDITS": 6, "MODEL_NOTE": "plain"}
+    with pytest.raises(SystemExit):
+        course.main(["run", "--model", "sdxl"])
+    with pytest.raises(SystemExit):
+        course.main(["run", "06", "--model", "sd15", "--record"])  # timings are the tiny course's
 
 
 def test_tests_run_with_tqdm_disabled_for_the_nbval_kernels(recorded, monkeypatch):

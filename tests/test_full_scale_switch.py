@@ -88,7 +88,7 @@ def test_notebook_08_runs_on_the_sd3_and_flux_architectures(tmp_path_factory, tm
 
 def test_notebook_07_runs_on_the_sd15_architecture(tmp_path_factory, tmp_path):
     folder = saved(tmp_path_factory, build_sd15_arch)
-    values = {"MODEL": folder, "N_IMAGES": 2, "N_EDITS": 3, "EDIT_STEPS": 2}
+    values = {"MODEL": folder, "N_IMAGES": 2, "N_EDITS": 3, "EDIT_STEPS": 2, "SD_STEP_COUNTS": (2, 4)}
     _, text = execute("07_freeinv", values, tmp_path)
     assert "shapes-world checks reported, not asserted" in text
 

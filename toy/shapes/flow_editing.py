@@ -87,7 +87,7 @@ def run_edits(model, cases: list[EditCase], setting: FlowSetting, methods=METHOD
         z = edit(model, method, z_src, cond_src, cond_tar, setting, seed)
         seconds = (time.perf_counter() - start) / len(cases)
         images = model.decode(z)
-        scores = score_edits(images, cases) | {"cost": ((z - z_src) ** 2).flatten(1).sum(1).numpy()}
+        scores = score_edits(images, cases) | {"cost": ((z - z_src) ** 2).flatten(1).sum(1).float().cpu().numpy()}
         runs[method] = EditRun(z, images, scores, seconds)
     return runs
 

@@ -61,7 +61,7 @@ def edit_all(model, inv: dict, cases, editor: str, steps: int = STEPS) -> dict:
     z = p2p_sample(model, inv["latent"], [EDITORS[editor](c) for c in cases], steps, inv["guidance"], inv["null"],
                    source_path=inv["source_path"], masks=masks)
     decoded = model.decode(z.flatten(0, 1)).unflatten(0, (len(cases), 2))
-    mask = masks[-1] if masks else torch.ones(len(cases), 1, *z.shape[-2:])
+    mask = masks[-1].cpu() if masks else torch.ones(len(cases), 1, *z.shape[-2:])
     return {"sources": decoded[:, 0], "edits": decoded[:, 1], "mask": mask, "mask_mean": float(mask.mean())}
 
 
