@@ -125,7 +125,8 @@ def model_calls(method: str, settings: dict) -> float:
         return 2 * cfg * fe["n_max"]
     if method == "impus_fit":
         it = settings["impus"]
-        training = 3 * (2 * it["ti_iters"] + 2 * it["lora_iters"] + it["uncond_iters"])  # forward + backward
+        # forward + backward; textual inversion per image, each LoRA iteration on both images
+        training = 3 * 2 * (it["ti_iters"] + it["lora_iters"] + it["uncond_iters"])
         return training + 2 * 2 * T  # both images inverted, before and after the LoRAs
     raise ValueError(f"unknown method {method!r}")
 

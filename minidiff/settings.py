@@ -27,7 +27,10 @@ FULL_SCALE: dict[str, dict] = {
     "sd15": {
         "model": "stable-diffusion-v1-5/stable-diffusion-v1-5", "family": "sd15", "resolution": 512,
         "steps": 50, "guidance": 7.5, "nti_inner_steps": 10,
-        "impus": {"ti_iters": 200, "lora_iters": 150, "uncond_iters": 50},
+        # the official run_morph.py: 2 500 textual-inversion steps per image, 150 LoRA and 15
+        # unconditional-LoRA iterations (both images each); it inverts with 250 DDIM steps and samples
+        # with 16, where minidiff.impus_morph uses one step count, ``steps``
+        "impus": {"ti_iters": 2500, "lora_iters": 150, "uncond_iters": 15},
         "dtype": "float16",
     },
     "sd3": {

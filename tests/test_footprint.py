@@ -39,3 +39,9 @@ def test_passes_per_method_follow_the_algorithms():
 def test_a_denoiser_call_is_timed(tmp_path_factory):
     out = measure_denoiser(saved_and_loaded(tmp_path_factory, build_sd15_arch), batch=1, repeats=2)
     assert out["seconds"] > 0 and out["peak_gib"] is None  # no CUDA here
+
+
+def test_the_impus_budget_is_the_official_codes():
+    sd = FULL_SCALE["sd15"]
+    assert sd["impus"] == {"ti_iters": 2500, "lora_iters": 150, "uncond_iters": 15}
+    assert model_calls("impus_fit", sd) == 3 * 2 * (2500 + 150 + 15) + 4 * 50
