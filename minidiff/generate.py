@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import torch
 
+from .batching import batches, take
 from .ddim import ddim_sample
 from .flow import flow_sample
 
 
 @torch.no_grad()
 def generate(model, prompts: str | list[str], guidance: float = 7.5, steps: int = 50, seed: int = 0,
-             progress: bool = False) -> torch.Tensor:
+             progress: bool = False, batch_size: int | None = None) -> torch.Tensor:
     """Sample images for ``prompts`` with classifier-free guidance.
 
     DDIM for ε models, Euler on the flow ODE for velocity models, from seeded Gaussian latents.
@@ -21,6 +22,8 @@ def generate(model, prompts: str | list[str], guidance: float = 7.5, steps: int 
         steps: sampling steps.
         seed: seeds the initial latents.
         progress: show a progress bar.
+        batch_size: sample at most this many images at a time (GPU memory at full scale); the noise is
+            drawn for all B first, so the images do not depend on it. None: all at once.
 
     Returns:
         Images, shape (B, 3, H, W), in [−1, 1].
@@ -29,4 +32,5 @@ def generate(model, prompts: str | list[str], guidance: float = 7.5, steps: int 
     batch = (cond[0] if isinstance(cond, tuple) else cond).shape[0]
     noise = model.noise(batch, torch.Generator().manual_seed(seed))
     sample = ddim_sample if model.prediction == "epsilon" else flow_sample
-    return model.decode(sample(model, noise, cond, steps, guidance, model.null, progress=progress))
+    return torch.cat([model.decode(sample(model, noise[part], take(cond, part), steps, guidance, model.null, progress=progress))
+                      for part in batches(batch, batch_size)])

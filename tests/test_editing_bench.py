@@ -37,3 +37,29 @@ def test_the_benchmark_runs_every_pair_on_a_small_setting():
     for name in INVERSIONS:
         assert 0 <= figures[f"{name}_p2p_lb_edit_acc"] <= 1 and figures[f"{name}_seconds_per_edit"] > 0
     assert set(figures["by_kind"]["direct_p2p_lb_bg_psnr"]) == {"shape", "color", "background"}
+
+
+def test_batches_give_the_same_results_as_one_batch():
+    # at full scale the lessons invert, edit and generate a few images per model call
+    import torch
+
+    import minidiff as md
+    from minidiff.pipelines import load_pipeline
+    from toy.shapes.flow_editing import FLUX_SETTING, run_edits
+    from toy.shapes.inversion_editing import evaluate
+
+    cases = editing_cases(3)
+    sd = load_pipeline("tiny-sd", device="cpu")
+    pairs = [("nti", "p2p"), ("npi", "p2p"), ("direct", "p2p_lbd")]
+    whole, split = (evaluate(sd, cases, pairs, steps=2, inner_steps=2, batch=b) for b in (None, 2))
+    for pair in pairs:
+        torch.testing.assert_close(split[pair]["edits"], whole[pair]["edits"], rtol=1e-4, atol=1e-4)
+        assert split[pair]["mask"].shape == whole[pair]["mask"].shape
+    nti = split["nti", "p2p"]["inversion"]
+    assert len(nti["null"]) == 2 and nti["null"][0].shape[0] == 3 and len(nti["result"].inner_iters) == 2
+    flux = load_pipeline("tiny-flux", device="cpu")
+    setting = FLUX_SETTING.but(steps=3, n_max=2)
+    a, b = (run_edits(flux, cases, setting, ("inversion",), batch=n)["inversion"] for n in (None, 2))
+    torch.testing.assert_close(a.latents, b.latents, rtol=1e-4, atol=1e-4)
+    prompts = [caption(c.source) for c in cases]
+    torch.testing.assert_close(md.generate(sd, prompts, 3.0, 2, batch_size=2), md.generate(sd, prompts, 3.0, 2), rtol=1e-4, atol=1e-4)

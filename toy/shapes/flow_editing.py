@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 import minidiff as md
+from minidiff.batching import batches, take
 from minidiff.settings import FULL_SCALE
 from toy.shapes.editing import EditCase, score_edits
 from toy.shapes.world import caption, render
@@ -76,15 +77,18 @@ class EditRun:
     seconds_per_edit: float
 
 
-def run_edits(model, cases: list[EditCase], setting: FlowSetting, methods=METHODS, seed: int = 0) -> dict[str, EditRun]:
-    """Every editor in ``methods`` on every case, in one batch each; {method: EditRun}."""
+def run_edits(model, cases: list[EditCase], setting: FlowSetting, methods=METHODS, seed: int = 0,
+              batch: int | None = None) -> dict[str, EditRun]:
+    """Every editor in ``methods`` on every case; {method: EditRun}. ``batch`` cases go through the model
+    at a time (None: all at once; chunk k draws its noise from ``seed + k``)."""
     z_src = model.encode(render([c.source for c in cases], size=model.image_size))
     cond_src = model.embed([caption(c.source) for c in cases])
     cond_tar = model.embed([caption(c.target) for c in cases])
     runs = {}
     for method in methods:
         start = time.perf_counter()
-        z = edit(model, method, z_src, cond_src, cond_tar, setting, seed)
+        z = torch.cat([edit(model, method, z_src[part], take(cond_src, part), take(cond_tar, part), setting, seed + k)
+                       for k, part in enumerate(batches(len(cases), batch))])
         seconds = (time.perf_counter() - start) / len(cases)
         images = model.decode(z)
         scores = score_edits(images, cases) | {"cost": ((z - z_src) ** 2).flatten(1).sum(1).float().cpu().numpy()}

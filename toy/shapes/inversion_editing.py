@@ -17,6 +17,7 @@ import time
 import torch
 
 import minidiff as md
+from minidiff.batching import batches, join
 from minidiff.p2p import P2PEdit, p2p_sample
 from toy.shapes.editing import score_edits
 from toy.shapes.world import caption, render
@@ -65,20 +66,27 @@ def edit_all(model, inv: dict, cases, editor: str, steps: int = STEPS) -> dict:
     return {"sources": decoded[:, 0], "edits": decoded[:, 1], "mask": mask, "mask_mean": float(mask.mean())}
 
 
-def evaluate(model, cases, pairs, steps: int = STEPS, guidance: float = GUIDANCE, inner_steps: int = INNER_STEPS) -> dict:
-    """{(inversion, editor): {"scores": per-edit arrays (``score_edits``) of the edits, "source_scores":
+def evaluate(model, cases, pairs, steps: int = STEPS, guidance: float = GUIDANCE, inner_steps: int = INNER_STEPS,
+             batch: int | None = None) -> dict:
+    """``batch`` cases are inverted and edited at a time (None: all at once); the results are joined.
+
+    {(inversion, editor): {"scores": per-edit arrays (``score_edits``) of the edits, "source_scores":
     the same for the source branch, "edits", "sources", "mask", "mask_mean", "invert_seconds", "edit_seconds",
     "inversion"}} for every pair, each inversion run once."""
     images = render([c.source for c in cases], size=model.image_size)
     z0, cond = model.encode(images), model.embed([caption(c.source) for c in cases])
+    parts = batches(len(cases), batch)
+    sizes = [p.stop - p.start for p in parts]
     out = {}
     for name in dict.fromkeys(inv for inv, _ in pairs):
         start = time.perf_counter()
-        inv = invert(model, name, z0, cond, steps, guidance, inner_steps)
+        chunks = [invert(model, name, z0[p], cond[p], steps, guidance, inner_steps) for p in parts]
         invert_seconds = time.perf_counter() - start
+        inv = join(chunks, sizes)
         for editor in (e for i, e in pairs if i == name):
             start = time.perf_counter()
-            edited = edit_all(model, inv, cases, editor, steps)
+            edited = join([edit_all(model, c, cases[p], editor, steps) for c, p in zip(chunks, parts)], sizes)
+            edited["mask_mean"] = float(edited["mask"].mean())
             out[name, editor] = edited | {"scores": score_edits(edited["edits"], cases),
                                           "source_scores": score_edits(edited["sources"], cases),
                                           "invert_seconds": invert_seconds, "edit_seconds": time.perf_counter() - start,
