@@ -280,13 +280,20 @@ def parameters_cell(nb):
     raise ValueError("this notebook has no cell tagged 'parameters'")
 
 
+def _assignments(source: str) -> dict:
+    """{name: its ``ast.Assign`` node} of each top-level ``NAME = ...`` in ``source``."""
+    import ast
+
+    return {node.targets[0].id: node for node in ast.parse(source).body
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)}
+
+
 def parameter_names(nb) -> dict[str, str]:
     """{name: its source expression} of each top-level ``NAME = ...`` in the parameters cell."""
     import ast
 
     source = parameters_cell(nb).source
-    return {node.targets[0].id: ast.get_source_segment(source, node.value) for node in ast.parse(source).body
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)}
+    return {name: ast.get_source_segment(source, node.value) for name, node in _assignments(source).items()}
 
 
 def inject_parameters(nb, values: dict) -> None:
@@ -295,12 +302,9 @@ def inject_parameters(nb, values: dict) -> None:
     The assignment is rewritten in place rather than overridden by a later cell (papermill's way), so
     that what the cell derives from it (``STEPS = 20 if S["shapes_world"] else S["steps"]``) follows.
     A name the cell does not assign is a ValueError listing those it does."""
-    import ast
-
     cell = parameters_cell(nb)
     lines = cell.source.splitlines()
-    nodes = {n.targets[0].id: n for n in ast.parse(cell.source).body
-             if isinstance(n, ast.Assign) and len(n.targets) == 1 and isinstance(n.targets[0], ast.Name)}
+    nodes = _assignments(cell.source)
     unknown = [name for name in values if name not in nodes]
     if unknown:
         raise ValueError(f"no parameter {', '.join(unknown)} in this notebook; its parameters: {', '.join(nodes)}")

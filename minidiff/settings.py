@@ -33,25 +33,23 @@ FULL_SCALE: dict[str, dict] = {
         # unconditional-LoRA iterations (both images each); it inverts with 250 DDIM steps and samples
         # with 16, where minidiff.impus_morph uses one step count, ``steps``
         "impus": {"ti_iters": 2500, "lora_iters": 150, "uncond_iters": 15},
-        "dtype": "float16", "batch": 4,
+        "dtype": "float16", "batch": 4, "shapes_world": False,
     },
     "sd3": {
         "model": "stabilityai/stable-diffusion-3-medium-diffusers", "family": "sd3", "resolution": 1024,
         "steps": 50, "guidance": 7.0,
         "flowedit": {"n_max": 33, "n_avg": 1, "source_guidance": 3.5, "target_guidance": 13.5},
-        "dtype": "float16", "batch": 2,
+        "dtype": "float16", "batch": 2, "shapes_world": False,
     },
     "flux": {
         "model": "black-forest-labs/FLUX.1-dev", "family": "flux", "resolution": 1024,
         "steps": 28, "guidance": 3.5,
         "flowedit": {"n_max": 24, "n_avg": 1, "source_guidance": 1.5, "target_guidance": 5.5},
         # fp16 overflows in FLUX.1-dev's activations and gives NaN images
-        "dtype": "bfloat16", "batch": 2,
+        "dtype": "bfloat16", "batch": 2, "shapes_world": False,
     },
 }
 
-for _row in FULL_SCALE.values():
-    _row["shapes_world"] = False
 _TINY = {"resolution": 32, "dtype": "float32", "shapes_world": True, "batch": None}
 TINY: dict[str, dict] = {
     "tiny-sd": FULL_SCALE["sd15"] | _TINY | {"model": "tiny-sd"},

@@ -1,7 +1,7 @@
 """The full-scale switch: the image lessons run unchanged on a model of the real architecture.
 
-Notebooks 06 (SD 1.5) and 08 (SD3 and FLUX.1) are executed end to end with their ``MODEL``
-parameters set, as ``course.py run --model`` sets them, to tiny random pipelines of the full-scale
+The image notebooks (04: SD 1.5 and SD3; 06, 07, 09: SD 1.5; 08: SD3 and FLUX.1) are executed end to
+end with their ``MODEL`` parameters set, as ``course.py run --model`` sets them, to tiny random pipelines of the full-scale
 architectures (toy.full_arch) saved with ``save_pretrained``. A local folder takes its family's
 full-scale settings (minidiff.settings); the run sizes are cut by name, and the shapes world's
 checks are reported instead of asserted, as on a real model.
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import torch
+from conftest import saved_pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -21,13 +21,6 @@ from minidiff.settings import settings_for  # noqa: E402
 from toy.full_arch import build_flux_arch, build_sd3_arch, build_sd15_arch  # noqa: E402
 
 NOTEBOOKS = ROOT / "notebooks"
-
-
-def saved(tmp_path_factory, build) -> str:
-    folder = tmp_path_factory.mktemp("pipeline")
-    torch.manual_seed(0)
-    build(tokenizer_dir=folder / "tok").save_pretrained(folder / "pipe")
-    return str(folder / "pipe")
 
 
 def execute(stem: str, values: dict, tmp_path: Path):
@@ -42,7 +35,7 @@ def execute(stem: str, values: dict, tmp_path: Path):
 
 
 def test_a_folder_takes_its_familys_full_scale_settings(tmp_path_factory):
-    sd15, sd3 = saved(tmp_path_factory, build_sd15_arch), saved(tmp_path_factory, build_sd3_arch)
+    sd15, sd3 = saved_pipeline(tmp_path_factory, build_sd15_arch), saved_pipeline(tmp_path_factory, build_sd3_arch)
     assert settings_for(sd15) | {"model": "x"} == settings_for("sd15") | {"model": "x"}
     assert settings_for(sd3)["family"] == "sd3" and settings_for(sd3)["model"] == sd3
     assert not settings_for(sd15)["shapes_world"] and settings_for("tiny-sd")["shapes_world"]
@@ -72,14 +65,14 @@ def test_every_image_lesson_has_a_model_parameter():
 
 
 def test_notebook_06_runs_on_the_sd15_architecture(tmp_path_factory, tmp_path):
-    folder = saved(tmp_path_factory, build_sd15_arch)
+    folder = saved_pipeline(tmp_path_factory, build_sd15_arch)
     _, text = execute("06_nulltext_p2p", {"MODEL": folder, "N_EDITS": 3, "STEPS": 2, "INNER_STEPS": 1}, tmp_path)
     assert "not asserted on" in text and "there is no second model here" in text
     assert "shapes-world checks reported, not asserted" in text
 
 
 def test_notebook_08_runs_on_the_sd3_and_flux_architectures(tmp_path_factory, tmp_path):
-    sd3, flux = saved(tmp_path_factory, build_sd3_arch), saved(tmp_path_factory, build_flux_arch)
+    sd3, flux = saved_pipeline(tmp_path_factory, build_sd3_arch), saved_pipeline(tmp_path_factory, build_flux_arch)
     values = {"MODEL_FLOW": sd3, "MODEL_FLUX": flux, "N_EDITS": 3, "STEPS_FLOW": 3, "STEPS_FLUX": 3,
               "N_MAX_SWEEP": (1, 2), "N_VAR_SEEDS": 2, "N_VAR_CASES": 3, "N_RECON": 2, "RECON_STEPS": (2,), "N_GENERATE": 4}
     _, text = execute("08_flowedit_images", values, tmp_path)
@@ -87,14 +80,14 @@ def test_notebook_08_runs_on_the_sd3_and_flux_architectures(tmp_path_factory, tm
 
 
 def test_notebook_07_runs_on_the_sd15_architecture(tmp_path_factory, tmp_path):
-    folder = saved(tmp_path_factory, build_sd15_arch)
+    folder = saved_pipeline(tmp_path_factory, build_sd15_arch)
     values = {"MODEL": folder, "N_IMAGES": 2, "N_EDITS": 3, "EDIT_STEPS": 2, "SD_STEP_COUNTS": (2, 4)}
     _, text = execute("07_freeinv", values, tmp_path)
     assert "shapes-world checks reported, not asserted" in text
 
 
 def test_notebook_09_runs_on_the_sd15_architecture(tmp_path_factory, tmp_path):
-    folder = saved(tmp_path_factory, build_sd15_arch)
+    folder = saved_pipeline(tmp_path_factory, build_sd15_arch)
     values = {"MODEL": folder, "STEPS": 2, "TI_ITERS": 2, "LORA_ITERS": 2, "UNCOND_ITERS": 1, "PPL_SAMPLES": 2,
               "FRAMES": 3, "MAX_PROBES": 1}
     _, text = execute("09_impus_morphing", values, tmp_path)
@@ -102,6 +95,6 @@ def test_notebook_09_runs_on_the_sd15_architecture(tmp_path_factory, tmp_path):
 
 
 def test_notebook_04_runs_on_the_sd15_and_sd3_architectures(tmp_path_factory, tmp_path):
-    sd15, sd3 = saved(tmp_path_factory, build_sd15_arch), saved(tmp_path_factory, build_sd3_arch)
+    sd15, sd3 = saved_pipeline(tmp_path_factory, build_sd15_arch), saved_pipeline(tmp_path_factory, build_sd3_arch)
     _, text = execute("04_shapes_world", {"MODEL_SD": sd15, "MODEL_FLOW": sd3, "N_EVAL": 8, "STEPS": 2}, tmp_path)
     assert "shapes-world checks reported, not asserted" in text
