@@ -34,6 +34,8 @@ from diffusers import (
 )
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
+from .detailed.world import IMAGE_SIZE as DETAILED_SIZE
+from .detailed.world import VOCAB as DETAILED_VOCAB
 from .shapes import IMAGE_SIZE, VOCAB
 from .tokenizer import build_t5_word_tokenizer, build_word_tokenizer
 
@@ -75,10 +77,23 @@ SD_SCHEDULER = dict(
 )
 
 
-def text_config(projection: bool = False) -> CLIPTextConfig:
+#: The detailed world's VAE: factor 4 (two downsamplings), 64×64×3 → 16×16×4. Without the mid-block's
+#: attention it is fully convolutional, so it trains on 32² crops at a quarter of the cost.
+VAE_64_CONFIG = dict(VAE_CONFIG, sample_size=DETAILED_SIZE, mid_block_add_attention=False)
+#: tiny-sd-64's UNet on 16×16 latents: cross-attention at 16×16 and 8×8 (and the 4×4 mid-block), each head
+#: 32 wide (diffusers' ``attention_head_dim`` of UNet2DConditionModel is the number of heads).
+UNET_64_CONFIG = dict(
+    sample_size=DETAILED_SIZE // 4, in_channels=4, out_channels=4, layers_per_block=1,
+    block_out_channels=(32, 64, 128), down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+    up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=128,
+    attention_head_dim=(1, 2, 4), norm_num_groups=16,
+)
+
+
+def text_config(projection: bool = False, vocab: tuple[str, ...] = VOCAB, hidden: int = 64) -> CLIPTextConfig:
     extra = dict(projection_dim=32) if projection else {}
     return CLIPTextConfig(
-        vocab_size=len(VOCAB) + 2, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        vocab_size=len(vocab) + 2, hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=2,
         num_attention_heads=4, max_position_embeddings=TEXT_LEN, bos_token_id=0, eos_token_id=1, pad_token_id=1, **extra,
     )
 
@@ -94,6 +109,20 @@ def build_tiny_sd(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path | 
         vae=vae or build_vae(), text_encoder=CLIPTextModel(text_config()),
         tokenizer=build_word_tokenizer(list(VOCAB), tokenizer_dir or mkdtemp(), TEXT_LEN),
         unet=UNet2DConditionModel(**UNET_CONFIG), scheduler=DDIMScheduler(**SD_SCHEDULER),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+
+
+def build_vae_64() -> AutoencoderKL:
+    return AutoencoderKL(**VAE_64_CONFIG)
+
+
+def build_tiny_sd_64(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path | None = None) -> StableDiffusionPipeline:
+    """A randomly initialised tiny-sd-64 pipeline for the detailed world (SD 1.5's layout on 16×16 latents)."""
+    return StableDiffusionPipeline(
+        vae=vae or build_vae_64(), text_encoder=CLIPTextModel(text_config(vocab=DETAILED_VOCAB, hidden=128)),
+        tokenizer=build_word_tokenizer(list(DETAILED_VOCAB), tokenizer_dir or mkdtemp(), TEXT_LEN),
+        unet=UNet2DConditionModel(**UNET_64_CONFIG), scheduler=DDIMScheduler(**SD_SCHEDULER),
         safety_checker=None, feature_extractor=None, requires_safety_checker=False,
     )
 

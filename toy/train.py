@@ -5,15 +5,18 @@
     python -m toy.train tiny-flow    # SD3 transformer + 2 CLIP encoders, flow (≈ 30 min, --threads 1)
     python -m toy.train tiny-flux    # Flux transformer + CLIP + T5, guidance-distilled from tiny-flow
     python -m toy.train tiny-sd-noisy  # tiny-sd on captions that are often wrong: the paper regime
+    python -m toy.train vae-64       # the detailed world's factor-4 AutoencoderKL (64² → 16×16×4)
+    python -m toy.train tiny-sd-64   # SD's layout on the detailed world, in SD's regime
 
-Checkpoints go to ``runs/<name>/checkpoint.pt`` every ``--save-every`` steps and a run resumes
-from there. The result is written with ``save_pretrained`` to ``toy/weights/<name>``; a run refuses
+Checkpoints go to ``runs/<name>/checkpoint.pt`` (``$MINIDIFF_RUNS/<name>`` if set) every
+``--save-every`` steps and a run resumes from there. The result is written with ``save_pretrained`` to ``toy/weights/<name>``; a run refuses
 to replace shipped weights unless given ``--overwrite`` (``--out DIR`` writes elsewhere).
 """
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,7 +27,7 @@ if TYPE_CHECKING:
     import torch
     from diffusers import AutoencoderKL
 
-RUNS = Path(__file__).resolve().parents[1] / "runs"
+RUNS = Path(os.environ.get("MINIDIFF_RUNS", Path(__file__).resolve().parents[1] / "runs"))
 WEIGHTS = Path(__file__).resolve().parent / "weights"  # the shipped models (toy.tiny_models.WEIGHTS)
 DEFAULTS = {  # steps, batch, learning rate (the shipped weights' recipes)
     "vae": (5500, 32, 1e-3),
@@ -32,6 +35,8 @@ DEFAULTS = {  # steps, batch, learning rate (the shipped weights' recipes)
     "tiny-flow": (6000, 64, 1e-3),
     "tiny-flux": (6000, 64, 1e-3),
     "tiny-sd-noisy": (6000, 64, 1e-3),
+    "vae-64": (5000, 32, 1e-3),
+    "tiny-sd-64": (10000, 64, 1e-3),
 }
 N_SCENES = 20_000  # training scenes (latents are computed once)
 P_UNCOND = 0.1     # prompt dropout: the empty prompt teaches the model ∅ for classifier-free guidance
@@ -39,6 +44,11 @@ P_UNCOND = 0.1     # prompt dropout: the empty prompt teaches the model ∅ for 
 # probability, as web alt-text often names the wrong thing; p(x | c) is then broad and w = 1 follows a
 # prompt far less often than with CFG, so editing needs CFG, as on Stable Diffusion.
 P_WRONG_WORD = 0.25
+# tiny-sd-64: the same idea on the detailed world, per named word (objects' colours and kinds, the
+# background colour, a named texture); captions have 3-6 named words, so fewer are kept wrong each.
+P_WRONG_WORD_64 = 0.2
+N_SCENES_64 = 40_000
+VAE_64_CROP = 32  # vae-64 trains on 32² windows of the 64² renders (it is fully convolutional)
 
 
 def _checkpoint(path: Path, modules: dict, opt, step: int) -> None:
@@ -90,37 +100,48 @@ def _loop(name: str, modules: dict, loss_fn, steps: int, lr: float, save_every: 
         m.eval()
 
 
-def train_vae(steps: int, batch: int, lr: float, save_every: int, seed: int = 0) -> AutoencoderKL:
-    """Fit the AutoencoderKL: pixel MSE + a small KL term (β = 1e-6, as in latent diffusion)."""
+def train_vae(steps: int, batch: int, lr: float, save_every: int, seed: int = 0, world: str = "fast") -> AutoencoderKL:
+    """Fit the AutoencoderKL: pixel MSE + a small KL term (β = 1e-6, as in latent diffusion);
+    ``world="detailed"`` fits the detailed world's factor-4 VAE on 64² scenes."""
     import torch
 
-    from .shapes import render, train_scenes
-    from .tiny_models import build_vae
+    from .tiny_models import build_vae, build_vae_64
 
     torch.manual_seed(seed)
-    vae = build_vae()
-    scenes = train_scenes(N_SCENES, seed)
+    if world == "detailed":
+        from .detailed import render, sample_scenes
+
+        vae, scenes, name, crop = build_vae_64(), sample_scenes(N_SCENES_64, seed), "vae-64", VAE_64_CROP
+    else:
+        from .shapes import render, train_scenes
+
+        vae, scenes, name, crop = build_vae(), train_scenes(N_SCENES, seed), "vae", None
     g = torch.Generator().manual_seed(seed)
 
     def loss_fn(step):
         idx = torch.randint(0, len(scenes), (batch,), generator=g)
         x = render([scenes[i] for i in idx])
+        if crop:  # one random window per batch
+            top, left = torch.randint(0, x.shape[-1] - crop + 1, (2,), generator=g).tolist()
+            x = x[..., top:top + crop, left:left + crop]
         posterior = vae.encode(x).latent_dist
         recon = vae.decode(posterior.sample(generator=g)).sample
         return ((recon - x) ** 2).mean() + 1e-6 * posterior.kl().mean()
 
-    _loop("vae", {"vae": vae}, loss_fn, steps, lr, save_every)
+    _loop(name, {"vae": vae}, loss_fn, steps, lr, save_every)
     with torch.no_grad():  # SD's convention: scale latents to unit variance
         z = vae.encode(render(scenes[:512])).latent_dist.mean
     vae.register_to_config(scaling_factor=float(1 / z.std()))
     return vae
 
 
-def _latents(vae: AutoencoderKL, scenes, chunk: int = 500) -> torch.Tensor:
+def _latents(vae: AutoencoderKL, scenes, chunk: int = 500, render=None) -> torch.Tensor:
+    """Scaled VAE latents of ``scenes`` (rendered by ``render``, the fast world's by default)."""
     import torch
     from tqdm.auto import tqdm
 
-    from .shapes import render
+    if render is None:
+        from .shapes import render
 
     with torch.no_grad():
         z = [vae.encode(render(scenes[i:i + chunk])).latent_dist.mean for i in tqdm(range(0, len(scenes), chunk), desc="encoding scenes")]
@@ -192,6 +213,67 @@ def train_tiny_sd_noisy(steps: int, batch: int, lr: float, save_every: int, seed
     return train_tiny_sd(steps, batch, lr, save_every, seed, p_wrong=P_WRONG_WORD, name="tiny-sd-noisy")
 
 
+def noisy_detailed_captions(scenes, p_wrong: float, seed: int = 0) -> list[str]:
+    """Detailed-world captions whose named words (each object's colour and kind, the background colour,
+    a named texture) are each, with probability ``p_wrong``, replaced by another valid value."""
+    import dataclasses
+
+    import numpy as np
+
+    from .detailed import COLORS, KINDS, TEXTURES, caption
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for s in scenes:
+        objects = list(s.objects)
+        for i, o in enumerate(objects):
+            if rng.random() < p_wrong:
+                o = dataclasses.replace(o, kind=rng.choice([k for k in KINDS if k != o.kind]))
+            used = {x.color for x in objects} | {s.background}
+            if rng.random() < p_wrong:
+                o = dataclasses.replace(o, color=rng.choice([c for c in COLORS if c not in used]))
+            objects[i] = o
+        s = dataclasses.replace(s, objects=tuple(objects))
+        used = {x.color for x in objects} | {s.background}
+        if rng.random() < p_wrong:
+            s = dataclasses.replace(s, background=rng.choice([c for c in COLORS if c not in used]))
+        if s.texture_named and rng.random() < p_wrong:
+            s = dataclasses.replace(s, texture=rng.choice([t for t in TEXTURES if t != s.texture]))
+        out.append(caption(s))
+    return out
+
+
+def train_tiny_sd_64(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):
+    """tiny-sd's recipe on the detailed world: frozen vae-64 latents, captions with wrong words
+    (:data:`P_WRONG_WORD_64`) and prompt dropout, so that w = 1 follows prompts poorly and CFG well."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from .detailed import render, sample_scenes
+    from .tiny_models import SD_SCHEDULER, build_tiny_sd_64
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL.from_pretrained(WEIGHTS / "vae-64").eval()
+    pipe = build_tiny_sd_64(vae, RUNS / "tokenizer-64")
+    scenes = sample_scenes(N_SCENES_64, seed)
+    captions = noisy_detailed_captions(scenes, P_WRONG_WORD_64, seed)
+    z0 = _latents(vae, scenes, render=render)
+    alphas_cumprod = pipe.scheduler.alphas_cumprod
+    g = torch.Generator().manual_seed(seed)
+
+    def loss_fn(step):
+        idx = torch.randint(0, len(z0), (batch,), generator=g)
+        t = torch.randint(0, SD_SCHEDULER["num_train_timesteps"], (batch,), generator=g)
+        eps = torch.randn(z0[idx].shape, generator=g)
+        ab = alphas_cumprod[t].view(-1, 1, 1, 1)
+        zt = ab.sqrt() * z0[idx] + (1 - ab).sqrt() * eps
+        cond = pipe.encode_prompt(_prompts(captions, idx, g), "cpu", 1, False)[0]
+        return ((pipe.unet(zt, t, encoder_hidden_states=cond).sample - eps) ** 2).mean()
+
+    _loop("tiny-sd-64", {"unet": pipe.unet, "text_encoder": pipe.text_encoder}, loss_fn, steps, lr, save_every)
+    return pipe
+
+
 def train_tiny_flow(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):
     """Rectified-flow training (SD3's recipe: logit-normal t, target ε − x0) of the transformer and
     both text encoders on frozen VAE latents."""
@@ -231,8 +313,13 @@ def train_tiny_flux(steps: int, batch: int, lr: float, save_every: int, seed: in
     return distil(steps, batch, lr, save_every, seed)
 
 
+def train_vae_64(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):
+    """The detailed world's VAE (:func:`train_vae` with ``world="detailed"``)."""
+    return train_vae(steps, batch, lr, save_every, seed, world="detailed")
+
+
 RECIPES = {"vae": train_vae, "tiny-sd": train_tiny_sd, "tiny-flow": train_tiny_flow, "tiny-flux": train_tiny_flux,
-           "tiny-sd-noisy": train_tiny_sd_noisy}
+           "tiny-sd-noisy": train_tiny_sd_noisy, "vae-64": train_vae_64, "tiny-sd-64": train_tiny_sd_64}
 
 
 def save(model, out: Path) -> None:
