@@ -2,8 +2,8 @@
 editing-by-inversion and SDEdit at the same start time, on 30 ground-truth edits (all three kinds);
 tiny-flux's prompt accuracy and its cost per image against tiny-flow's at equal steps (28), in batches
 of 60 and one image at a time; FreeInv on Flux
-(w = 1 reconstruction, 20 steps) rotating the unpacked latent and, as the official code does, the
-packed tokens."""
+(w = 1 reconstruction, 20 steps) rotating the unpacked latent and rotating the grid of packed tokens
+(``minidiff.PatchGridRotation``; the official code's ``TF.rotate`` of the packed tensor is neither)."""
 from __future__ import annotations
 
 import time

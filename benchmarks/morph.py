@@ -17,7 +17,7 @@ import minidiff as md
 from minidiff.pipelines import load_pipeline
 from toy.shapes import COLORS, KINDS, caption, edit_scene, heldout_scenes, reads_as_scene, render
 
-N_PAIRS, STEPS, TI_ITERS, LORA_ITERS, UNCOND_ITERS, PPL_SAMPLES, FRAMES = 3, 10, 60, 60, 20, 12, 9
+N_PAIRS, STEPS, TI_ITERS, LORA_ITERS, UNCOND_ITERS, PPL_SAMPLES, FRAMES = 3, 10, 60, 60, 20, 200, 9
 
 
 def morph_pairs(n: int, seed: int = 300) -> list[tuple]:
@@ -61,7 +61,10 @@ def evaluate_pair(model, pair, *, steps=STEPS, ti_iters=TI_ITERS, lora_iters=LOR
     out = {"vae_psnr": md.psnr(images, model.decode(z0)), "lora_rank": morph.rank, "rppd": morph.rppd,
            "variance": morph.variance.mean().item(), "fit_seconds": fit_seconds}
     for name, sample in samplers.items():
-        out[f"ppl_{name}"] = md.perceptual_path_length(sample, dist, n=ppl_samples, generator=g(1))
+        ppl = md.perceptual_path_length(sample, dist, n=ppl_samples, generator=g(1))
+        out[f"ppl_{name}"], out[f"ppl_{name}_boot_se"] = ppl.value, ppl.se
+        pm = md.path_metrics(sample(uniform), dist)
+        out[f"total_{name}"], out[f"largest_{name}"], out[f"max_over_mean_{name}"] = pm.total, pm.largest, pm.max_over_mean
         strip = sample(uniform)
         if name == "impus":
             out["endpoint_psnr"] = md.psnr(images, strip[[0, -1]])
@@ -85,8 +88,14 @@ def run() -> dict:
         model = load_pipeline("tiny-sd", device="cpu")
         per_pair = [evaluate_pair(model, pair, seed=10 * i) for i, pair in enumerate(morph_pairs(N_PAIRS))]
     mean = lambda key: float(np.mean([p[key] for p in per_pair]))  # noqa: E731
-    figures = {key: mean(key) for key in per_pair[0] if key not in ("lora_rank", "rppd")}
-    figures["ppl_impus_below_slerp"] = float(np.mean([p["ppl_impus"] < p["ppl_slerp"] for p in per_pair]))
+    figures = {}
+    for key in per_pair[0]:  # each figure: its mean over the pairs and, as key_se, the standard error of that mean
+        if key not in ("lora_rank", "rppd") and not key.endswith("_boot_se"):
+            figures[key], figures[f"{key}_se"] = md.mean_se([p[key] for p in per_pair])
+    # IMPUS below slerp by more than two combined bootstrap standard errors, pair by pair
+    figures["ppl_impus_below_slerp"] = float(np.mean([p["ppl_slerp"] - p["ppl_impus"] > 2 * np.hypot(p["ppl_slerp_boot_se"], p["ppl_impus_boot_se"])
+                                                      for p in per_pair]))
+    figures["n_alpha"] = PPL_SAMPLES
     figures["lora_rank"] = int(np.median([p["lora_rank"] for p in per_pair]))
     figures["rppd"] = mean("rppd")
     figures["seconds_per_morph"] = mean("fit_seconds") + mean("search_seconds")

@@ -12,6 +12,7 @@ from .nulltext import NullTextInversion, null_text_invert
 from .impus import (
     ImpusMorph,
     MorphDenoiser,
+    PathLength,
     PathMetrics,
     PerceptualAlphas,
     impus_guidance,
@@ -26,6 +27,7 @@ from .impus import (
     textual_inversion,
 )
 from .perceptual import perceptual_distance
+from .stats import Claims, bootstrap_se, fmt, mean_se, significant
 from .metrics import (
     masked_psnr,
     mixture_w2_squared,
@@ -42,7 +44,7 @@ __all__ = [
     "Denoiser", "guided", "ddim_invert", "ddim_sample", "ddim_schedulers", "flow_invert", "flow_sample",
     "flow_sigmas", "flowedit", "inversion_edit", "sdedit", "masked_psnr", "generate", "DirectInversion", "NegativePromptInversion", "direct_inversion", "negative_prompt_inversion", "NullTextInversion", "BranchAverage", "FreeInvInversion", "PatchGridRotation", "Transform", "freeinv_invert", "freeinv_sample", "null_text_invert", "mixture_w2_squared", "mmd_rbf", "nearest_mode_share", "per_mode_spread",
     "psnr", "reconstruction_error", "transport_cost", "w2_squared",
-    "ImpusMorph", "MorphDenoiser", "PathMetrics", "PerceptualAlphas", "impus_guidance", "impus_morph", "lerp", "lora_rank",
+    "ImpusMorph", "MorphDenoiser", "PathLength", "PathMetrics", "PerceptualAlphas", "impus_guidance", "impus_morph", "lerp", "lora_rank",
     "path_metrics", "perceptual_alphas", "perceptual_path_length", "relative_ppd", "slerp", "textual_inversion",
-    "perceptual_distance",
+    "perceptual_distance", "Claims", "bootstrap_se", "fmt", "mean_se", "significant",
 ]

@@ -1,6 +1,8 @@
 """Input checks shared by the methods: each error says what was wrong and what to do."""
 from __future__ import annotations
 
+import math
+import numbers
 import string
 
 import torch
@@ -43,3 +45,73 @@ def check_known_words(tokenizer, prompts: list[str]) -> None:
 
 def _unknown(tokenizer, word: str) -> bool:
     return tokenizer.unk_token_id in tokenizer(word, add_special_tokens=False).input_ids
+
+
+def check_guidance(guidance, name: str = "guidance") -> None:
+    """Refuse a guidance scale that is not a finite real number ≥ 0 (1 = no guidance); a tensor holds
+    one scale per sample (IMPUS guides each frame at its own scale)."""
+    if isinstance(guidance, torch.Tensor):
+        if not guidance.is_floating_point() or not bool(torch.isfinite(guidance).all() and (guidance >= 0).all()):
+            raise ValueError(f"{name} must hold finite numbers ≥ 0, got {guidance!r}.")
+        return
+    if isinstance(guidance, bool) or not isinstance(guidance, numbers.Real) or not math.isfinite(guidance) or guidance < 0:
+        raise ValueError(f"{name} must be a number ≥ 0 (1 = no guidance; Stable Diffusion's default is 7.5), "
+                         f"got {guidance!r}.")
+
+
+def check_fraction(value, name: str) -> None:
+    """Refuse a share of the steps outside [0, 1]."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0 <= value <= 1:
+        raise ValueError(f"{name} is a fraction of the steps and must lie in [0, 1], got {value!r}.")
+
+
+def check_prompt_list(prompts) -> list[str]:
+    """One prompt or a non-empty list of prompts → a list of strings; a clear error for anything else."""
+    if isinstance(prompts, str):
+        return [prompts]
+    if not isinstance(prompts, (list, tuple)) or not prompts:
+        raise ValueError(f"prompts must be a string or a non-empty list of strings, got {prompts!r}.")
+    bad = [p for p in prompts if not isinstance(p, str)]
+    if bad:
+        raise ValueError(f"prompts must all be strings; got {type(bad[0]).__name__} {bad[0]!r} in the list.")
+    return list(prompts)
+
+
+def check_seed(seed, name: str = "seed") -> None:
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"{name} must be a non-negative integer, got {seed!r}.")
+
+
+def _batch_of(embedding, name: str) -> int:
+    if isinstance(embedding, tuple):
+        if not embedding or not all(isinstance(e, torch.Tensor) for e in embedding):
+            raise TypeError(f"{name} must be an embedding tensor or a tuple of them (SD3, Flux), got {embedding!r}.")
+        return embedding[0].shape[0]
+    if not isinstance(embedding, torch.Tensor):
+        shown = repr(embedding) if isinstance(embedding, str) else type(embedding).__name__
+        raise TypeError(f"{name} must be an embedding from model.embed(prompts) (a tensor, or a tuple of tensors for SD3 "
+                        f"and Flux), got {shown}; pass model.embed({shown if isinstance(embedding, str) else 'prompts'}).")
+    return embedding.shape[0]
+
+
+def check_model_inputs(denoiser, x: torch.Tensor, cond, guidance, null) -> None:
+    """The checks every model call goes through (``minidiff.denoiser.guided``): latents of the model's
+    shape and dtype, embeddings (not strings) with a batch of 1 or of the latents', a valid guidance."""
+    check_guidance(guidance)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"latents must be a torch.Tensor, got {type(x).__name__}.")
+    channels, size = getattr(denoiser, "latent_channels", None), getattr(denoiser, "sample_size", None)
+    if channels is not None and (x.dim() != 4 or x.shape[1] != channels):
+        hint = (" These look like pixels: encode images to latents first with model.encode(images)."
+                if x.dim() == 4 and x.shape[1] == 3 else "")
+        raise ValueError(f"latents must have shape (B, {channels}, {size}, {size}) for this model, got {tuple(x.shape)}.{hint}")
+    dtype = getattr(denoiser, "dtype", None)
+    if isinstance(dtype, torch.dtype) and x.dtype != dtype:
+        raise TypeError(f"latents are {x.dtype} but the model runs in {dtype}; convert them with latents.to({dtype}).")
+    for name, embedding in (("cond", cond), ("null", null)):
+        if embedding is None:
+            continue
+        batch = _batch_of(embedding, name)
+        if batch not in (1, x.shape[0]):
+            raise ValueError(f"{name} has a batch of {batch} but the latents have {x.shape[0]}: pass one embedding per "
+                             "latent, or a single one (batch 1) for all.")

@@ -22,6 +22,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from ._checks import check_model_inputs
+
 PREDICTIONS = ("epsilon", "velocity")
 
 
@@ -74,6 +76,7 @@ def guided(
     Returns:
         The guided prediction, shape (B, ...).
     """
+    check_model_inputs(denoiser, x, cond, guidance, null)
     if getattr(denoiser, "embedded_guidance", False):
         return denoiser(x, t, cond, guidance=guidance)
     if guidance == 1.0:

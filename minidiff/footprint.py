@@ -108,14 +108,13 @@ def model_calls(method: str, settings: dict) -> float:
     """
     T = settings["steps"]
     cfg = 1 if settings["family"] == "flux" else 2  # Flux's guidance is an input: one pass a step
-    if method in ("ddim_inversion", "negative_prompt", "freeinv"):
+    # Direct Inversion's source-branch offsets come from the editor's own source step: no pass of their own
+    if method in ("ddim_inversion", "negative_prompt", "freeinv", "direct_inversion"):
         return T
     if method == "cfg_sampling":
         return cfg * T
     if method == "null_text":  # DDIM inversion, then per step: ε_c once, N × (ε_∅ forward + backward), one step with ∅_t
         return T + T * (1 + 3 * settings["nti_inner_steps"] + 1)
-    if method == "direct_inversion":  # DDIM inversion + the CFG offsets along the source path
-        return T + 2 * T
     if method == "p2p_edit":  # source and target branch, each under CFG
         return 2 * cfg * T
     fe = settings.get("flowedit")

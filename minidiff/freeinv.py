@@ -73,9 +73,14 @@ def _flip(x: torch.Tensor) -> torch.Tensor:
 @dataclass(frozen=True)
 class PatchGridRotation(Transform):
     """A quarter-turn rotation of the grid of ``patch`` × ``patch`` latent patches that leaves each patch's
-    contents unrotated: what rotating FLUX's 2×2-packed token sequence does (the official FreeInv code for
-    Flux rotates packed tokens). It is invertible, but it is not a rotation of the image, so the model
-    sees latents unlike any it was trained on; kept to measure what that loses (notebook 08)."""
+    contents unrotated: a rotation of FLUX's grid of 2×2-packed tokens. It is invertible, but it is not a
+    rotation of the image, so the model sees latents unlike any it was trained on; kept to measure what
+    rotating tokens instead of the latent loses (notebook 08).
+
+    It is not what the official FreeInv code does on Flux: that code applies torchvision's ``TF.rotate`` to
+    the packed (B, L, 4C) token tensor as if the L × 4C matrix were an image, which is neither a rotation
+    of the latent nor of the token grid, and at FLUX.1's 512 px (L = 1024, 4C = 64) a quarter turn leaves
+    93.75 % of the entries zero. minidiff does not reproduce that."""
 
     patch: int = 2
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from ._checks import check_seed
 from .batching import batches, take
 from .ddim import ddim_sample
 from .flow import flow_sample
@@ -28,6 +29,7 @@ def generate(model, prompts: str | list[str], guidance: float = 7.5, steps: int 
     Returns:
         Images, shape (B, 3, H, W), in [−1, 1].
     """
+    check_seed(seed)
     cond = model.embed(prompts)
     batch = (cond[0] if isinstance(cond, tuple) else cond).shape[0]
     noise = model.noise(batch, torch.Generator().manual_seed(seed))

@@ -6,12 +6,13 @@ w = 1 inversion path. Two cheaper methods reach the same goal:
 * **Negative-prompt inversion** (Miyake et al. 2023): invert with DDIM at w = 1 and use the *source
   prompt's* embedding in place of ∅ while editing. The source branch is then sampled with
   ε(c) + w·(ε(c) − ε(c)) = ε(c), i.e. at w = 1, and retraces its inversion; the target branch gets
-  ε(c_src) + w·(ε(c_tar) − ε(c_src)). Costs one DDIM inversion.
+  ε(c_src) + w·(ε(c_tar) − ε(c_src)). Costs one DDIM inversion: T denoiser passes.
 * **Direct Inversion** ("PnP Inversion", Ju et al., ICLR 2024): invert with DDIM at w = 1 and keep every
   z*_t. While editing at any w, after each step add d_t = z*_{t−1} − step(z*_t, ε_cfg(z*_t, c_src)) to
   the *source* branch only, which puts it back on z*_{t−1}; the target branch follows the source
   through the editor's attention injection. The offset is computed from the step the editor takes
-  anyway, so it costs one DDIM inversion too.
+  anyway, so it costs one DDIM inversion too (T passes; ``minidiff.footprint.model_calls``). Its source
+  branch then reconstructs at the VAE's bound by construction: it *is* the stored w = 1 trajectory.
 """
 from __future__ import annotations
 

@@ -21,6 +21,7 @@ from typing import Sequence
 
 import torch
 
+from ._checks import check_fraction
 from .ddim import ddim_sample
 
 
@@ -63,6 +64,11 @@ class P2PEdit:
     self_max_queries: int = 32 ** 2
 
     def __post_init__(self):
+        for name in ("cross_replace", "self_replace", "blend_start"):
+            check_fraction(getattr(self, name), name)
+        for name in ("source", "target"):
+            if not isinstance(getattr(self, name), str):
+                raise ValueError(f"{name} must be a prompt string, got {getattr(self, name)!r}.")
         if self.blend_maps not in ("attention", "difference"):
             raise ValueError(f"blend_maps must be 'attention' or 'difference', got {self.blend_maps!r}.")
         if self.blend_maps == "difference" and self.blend_words is not None:
@@ -136,8 +142,13 @@ class AttentionControl:
         padding after the prompt map to their counterparts.
 
         The words after a swap of unequal length are shifted onto their counterparts. The official
-        code does so between swapped words, but after the last one it writes ``mapper[j, j] = 1``,
-        which leaves the rest of the prompt unshifted. Here every later word keeps its own source word.
+        code (``seq_aligner``) does so between swapped words, but after the last one it writes
+        ``mapper[j, j] = 1``, which leaves the rest of the prompt unshifted. Here every later token keeps
+        its own source token, the end-of-text token and the padding included: after a refinement that
+        adds k tokens, the target's end-of-text token takes the source's end-of-text map, where the
+        official j → j gives it the map of the padding token k places on. Deliberate: the end-of-text
+        token's map is the prompt's summary, and SD's attention puts much of its mass there. On a tiny-sd
+        refinement edit the two mappings give outputs that differ by up to 0.19 (pixels in [−1, 1]).
         """
         mapper, aligned = torch.zeros(length, length), torch.zeros(length, dtype=torch.bool)
         mapper[0, 0], aligned[0] = 1, True

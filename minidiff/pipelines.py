@@ -16,6 +16,7 @@ Both also give ``embed(prompts)``, ``null`` (the embedding of the empty prompt),
 """
 from __future__ import annotations
 
+import difflib
 import socket
 from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
@@ -27,7 +28,7 @@ from diffusers import DiffusionPipeline
 from huggingface_hub import constants as hf_constants
 from huggingface_hub import try_to_load_from_cache
 
-from ._checks import check_known_words, check_latents
+from ._checks import check_known_words, check_latents, check_prompt_list
 
 
 def _device(device: str | torch.device | None) -> torch.device:
@@ -58,15 +59,29 @@ def locate(model: str) -> str:
     * a hub id ("org/name") → itself when it is in the local Hugging Face cache or the hub can be
       reached; otherwise an OSError within seconds that says how to get it, instead of minutes of retries.
     """
+    if not isinstance(model, (str, Path)):
+        raise TypeError(f"model must be a name, a folder or a hub id (a string), got {type(model).__name__}.")
+    model = str(model)
     names = registered_models()
     if model in names:
         return str(names[model].load()(model))
+    from .settings import FULL_SCALE  # the lessons' family names ("sd15") stand for their hub ids
+
+    if model in FULL_SCALE:
+        model = FULL_SCALE[model]["model"]
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "model_index.json").exists():
             raise FileNotFoundError(f"{path} has no model_index.json: it is not a diffusers pipeline folder. Pass the folder "
                                     "that save_pretrained wrote (it holds model_index.json and one folder per component).")
         return str(path)
+    close = difflib.get_close_matches(model, [*names, *FULL_SCALE], n=1, cutoff=0.75)
+    if close:
+        raise ValueError(f"unknown model {model!r}: did you mean {close[0]!r}? Known names: "
+                         f"{', '.join(sorted([*names, *FULL_SCALE]))}; or pass a local folder or a hub id.")
+    if "/" not in model and not path.exists():
+        raise ValueError(f"unknown model {model!r}. Known names: {', '.join(sorted([*names, *FULL_SCALE]))}; or pass a "
+                         "local save_pretrained folder, or a hub id such as 'stable-diffusion-v1-5/stable-diffusion-v1-5'.")
     if model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model or path.exists():
         raise FileNotFoundError(f"no pipeline folder at {model!r}. Known model names: {', '.join(sorted(names)) or 'none'}; "
                                 "or pass a hub id such as 'stable-diffusion-v1-5/stable-diffusion-v1-5'.")
@@ -103,6 +118,21 @@ def sampling_dtype(dtype: torch.dtype | str, device: torch.device, flux: bool, t
     return dtype
 
 
+DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+def _dtype(dtype) -> torch.dtype | str:
+    """"auto", a torch dtype or its name ("float16") → "auto" or the torch dtype; a clear error otherwise."""
+    if dtype == "auto" or dtype in DTYPES.values():
+        return dtype
+    if isinstance(dtype, str) and dtype.removeprefix("torch.") in DTYPES:
+        return DTYPES[dtype.removeprefix("torch.")]
+    aliases = {"fp16": "float16", "half": "float16", "fp32": "float32", "float": "float32", "bf16": "bfloat16"}
+    hint = f" (did you mean {aliases[dtype]!r}?)" if isinstance(dtype, str) and dtype in aliases else ""
+    raise ValueError(f"dtype must be 'auto', torch.float32, torch.float16 or torch.bfloat16 (or their names), "
+                     f"got {dtype!r}{hint}.")
+
+
 def load_pipeline(model: str, device: str | torch.device | None = None, dtype: torch.dtype | str = "auto",
                   offload: bool = False):
     """Load a pipeline by name, local folder or hub id and wrap it in its minidiff adapter.
@@ -120,6 +150,7 @@ def load_pipeline(model: str, device: str | torch.device | None = None, dtype: t
             for a GPU too small to hold the whole pipeline; GPU only.
     """
     device = _device(device)
+    dtype = _dtype(dtype)
     if device.type == "cpu" and dtype in (torch.float16, torch.bfloat16):
         raise ValueError(f"{dtype} on the CPU is not supported here (slow, and inaccurate for inversion); use dtype=torch.float32.")
     source = locate(model)
@@ -158,7 +189,7 @@ class _ImageModel:
 
     def check_prompts(self, prompts: str | list[str]) -> list[str]:
         """Raise a ValueError for a word the tokenizer can only map to its unknown token."""
-        prompts = [prompts] if isinstance(prompts, str) else list(prompts)
+        prompts = check_prompt_list(prompts)
         check_known_words(self.pipe.tokenizer, prompts)
         return prompts
 
@@ -172,8 +203,8 @@ class _ImageModel:
     def to_tensor(self, images) -> torch.Tensor:
         """Image(s) → (B, 3, H, W) float tensor in [−1, 1], checked.
 
-        Accepts a PIL image or a list of them, a uint8 numpy array (H, W, 3) or (B, H, W, 3), or a
-        float tensor (B, 3, H, W) already in [−1, 1].
+        Accepts a PIL image or a list of them, a uint8 numpy array (H, W, 3) or (B, H, W, 3), a uint8
+        tensor (B, 3, H, W) in 0–255, or a float tensor (B, 3, H, W) already in [−1, 1].
         """
         size = self.image_size
         if isinstance(images, np.ndarray):
@@ -194,6 +225,12 @@ class _ImageModel:
                     raise ValueError(f"image is {im.size[0]}×{im.size[1]}; this model needs {size}×{size}: use image.resize(({size}, {size})).")
                 arrays.append(np.asarray(im, dtype=np.float32) / 127.5 - 1)
             images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
+        if images.dtype == torch.uint8:  # pixels 0–255, as torchvision reads them
+            images = images.float() / 127.5 - 1
+        if images.dim() == 3:
+            images = images[None]
+        if not images.is_floating_point():
+            raise TypeError(f"image tensors must be float in [-1, 1] or uint8 in 0–255, got {images.dtype}.")
         if images.dim() != 4 or images.shape[1] != 3 or tuple(images.shape[-2:]) != (size, size):
             raise ValueError(f"images must have shape (B, 3, {size}, {size}), got {tuple(images.shape)}.")
         if images.min() < -1.001 or images.max() > 1.001:

@@ -54,6 +54,8 @@ _TINY = {"resolution": 32, "dtype": "float32", "shapes_world": True, "batch": No
 TINY: dict[str, dict] = {
     "tiny-sd": FULL_SCALE["sd15"] | _TINY | {"model": "tiny-sd"},
     "tiny-sd-noisy": FULL_SCALE["sd15"] | _TINY | {"model": "tiny-sd-noisy"},
+    # tiny-flow's scheduler has shift 1 (SD3-medium: 3 at 1024², 4 096 tokens; SD3 grows the shift with the token
+    # count, and tiny-flow has 64), so n_max = 33 of 50 starts FlowEdit at σ = 0.66 instead of SD3's ≈ 0.85
     "tiny-flow": FULL_SCALE["sd3"] | _TINY | {"model": "tiny-flow", "guidance": 5.0},
     "tiny-flux": FULL_SCALE["flux"] | _TINY | {"model": "tiny-flux"},
 }

@@ -116,3 +116,32 @@ def test_a_widget_page_renders_offline_in_a_browser(tmp_path):
     page = course.export_html(_widget_notebook(), tmp_path / "widgets.html")
     dom = _dump_dom(page, tmp_path / "profile")
     assert "<b>captured figure</b>" in dom and "0%|" not in dom
+
+
+# TeX outside $…$ (or code) shows as literal text: x_{t+1}, \varepsilon, z*_t (Markdown reads the * as italics).
+LOOSE_TEX = re.compile(r"[_^]\{|\\[a-zA-Z]{2,}|\w\*_")
+
+
+def _prose(markdown: str) -> str:
+    """Markdown with its maths, code and HTML removed: what renders as plain text."""
+    text = re.sub(r"```.*?```", " ", markdown, flags=re.DOTALL)
+    text = re.sub(r"\$\$.*?\$\$", " ", text, flags=re.DOTALL)
+    text = re.sub(r"\$[^$]+\$", " ", text)
+    text = re.sub(r"`[^`]*`", " ", text)
+    return re.sub(r"<[^>]+>", " ", text)
+
+
+def test_no_notebook_leaves_maths_unrendered():
+    problems = []
+    for path in course.course_notebooks():
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            if cell.cell_type == "markdown":
+                problems += [f"{path.stem} cell {i}: {m.group(0)!r} in {_prose(cell.source)[max(0, m.start() - 30):m.end() + 30]!r}"
+                             for m in LOOSE_TEX.finditer(_prose(cell.source))]
+    assert not problems, "maths outside $…$ renders as literal text:\n" + "\n".join(problems)
+
+
+def test_the_loose_tex_check_finds_what_it_should():
+    assert LOOSE_TEX.search(_prose("the mismatch ε(x_{t+1}, t+1)"))
+    assert LOOSE_TEX.search(_prose("keep every z*_t"))
+    assert not LOOSE_TEX.search(_prose("keep every $z^*_t$ and `x_{t}` and $$\\varepsilon$$"))

@@ -82,7 +82,22 @@ def test_ppl_of_a_linear_path():
     v = torch.full((1, 3, 2, 2), 3.0)
     ppl = md.perceptual_path_length(lambda al: al.reshape(-1, 1, 1, 1) * v, lambda a, b: (a - b).square().flatten(1).mean(1),
                                     n=20, generator=torch.Generator().manual_seed(0))
-    assert ppl == pytest.approx(9.0, rel=1e-3)
+    assert ppl.value == pytest.approx(9.0, rel=1e-3) and ppl.se < 0.01 and ppl.n == 20 and not ppl.trimmed
+
+
+def test_ppl_keeps_the_abrupt_transition_at_small_n():
+    """A path with one jump: below TRIM_FROM samples nothing is dropped, so the jump counts; np.percentile's
+    1st–99th trimming of a few dozen values would always drop the largest one."""
+    jump = lambda al: (al > 0.5).float().reshape(-1, 1, 1, 1).expand(-1, 3, 2, 2)  # noqa: E731
+    d = lambda a, b: (a - b).abs().flatten(1).mean(1)  # noqa: E731
+    g = torch.Generator().manual_seed(0)
+    alpha = torch.rand(64, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * (1 - 1e-4)
+    crossings = int(((alpha <= 0.5) & (alpha + 1e-4 > 0.5)).sum())
+    ppl = md.perceptual_path_length(jump, d, n=64, generator=g)
+    assert ppl.value == pytest.approx(crossings / 64 / 1e-8) and not ppl.trimmed
+    big = md.perceptual_path_length(lambda al: al.reshape(-1, 1, 1, 1) * torch.ones(1, 3, 2, 2), d, n=400,
+                                    generator=torch.Generator().manual_seed(1))
+    assert big.trimmed and big.value == pytest.approx(1e-4 / 1e-8, rel=1e-3)
 
 
 def test_reads_as_scene_passes_renders_and_fails_colour_blends():

@@ -1,0 +1,87 @@
+"""The statistics every lesson and benchmark uses, and the summary table that computes its verdicts.
+
+A claim "A beats B" is judged on paired differences: it *holds* when their mean lies more than two
+standard errors from zero on the claimed side (:func:`significant`). :class:`Claims` collects a
+lesson's claims with what was measured and prints them as a table whose verdicts are computed, never
+written by hand. The measured figures are printed between ``⟨ ⟩``: the notebook tests
+(``tests/nbval_sanitize.cfg``) compare a checked cell's verdicts and counts but not those figures,
+which move in their last digits with the CPU and the thread count.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+def mean_se(values) -> tuple[float, float]:
+    """Mean and standard error of the mean (ddof = 1) of a 1-D array of n ≥ 2 values; s.e. 0 for n = 1."""
+    v = np.asarray(values, dtype=float).ravel()
+    if v.size == 0:
+        raise ValueError("mean_se needs at least one value")
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(v.size)) if v.size > 1 else 0.0
+
+
+def fmt(values, digits: int = 2) -> str:
+    """``"mean ± s.e."`` with ``digits`` decimals."""
+    m, se = mean_se(values)
+    return f"{m:.{digits}f} ± {se:.{digits}f}"
+
+
+def significant(values, sign: int) -> bool:
+    """Whether the mean of (paired) ``values`` lies more than two standard errors from 0 on the side of ``sign``."""
+    if sign not in (1, -1):
+        raise ValueError(f"sign must be +1 or -1, got {sign!r}")
+    m, se = mean_se(values)
+    return bool(sign * m > 2 * se)
+
+
+def bootstrap_se(statistic, samples, n_boot: int = 1000, seed: int = 0) -> float:
+    """Bootstrap standard error of ``statistic(samples)`` over resamples of the first axis."""
+    samples = np.asarray(samples)
+    rng = np.random.default_rng(seed)
+    values = [statistic(samples[rng.integers(0, len(samples), len(samples))]) for _ in range(n_boot)]
+    return float(np.std(values, ddof=1))
+
+
+@dataclass
+class Claims:
+    """A lesson's summary table: each claim with its measured figure and a computed verdict.
+
+    Example::
+
+        claims = Claims("tiny-sd, 12 edits")
+        claims.paired("null-text + P2P keeps more background than DDIM + P2P", nti - ddim, +1, "dB")
+        claims.add("tiny-sd follows prompts at w = 1 (≥ 0.8)", accuracy >= 0.8, f"{accuracy:.2f}")
+        claims.show()
+    """
+
+    title: str = ""
+    rows: list[tuple[str, bool, str]] = field(default_factory=list)
+
+    def add(self, claim: str, holds: bool, measured: str = "") -> bool:
+        """A claim whose verdict the caller computed (a threshold, an exact identity)."""
+        self.rows.append((claim, bool(holds), measured))
+        return bool(holds)
+
+    def paired(self, claim: str, differences, sign: int, unit: str = "", digits: int = 1) -> bool:
+        """A claim that paired ``differences`` lie on the side of ``sign``, more than two s.e. from 0."""
+        return self.add(claim, significant(differences, sign), f"{fmt(differences, digits)} {unit}".strip())
+
+    def __getitem__(self, claim: str) -> bool:
+        for c, holds, _ in self.rows:
+            if c == claim:
+                return holds
+        raise KeyError(claim)
+
+    def table(self) -> str:
+        width = max([len(c) for c, _, _ in self.rows] + [5])
+        lines = [self.title] if self.title else []
+        lines += [f"{c:<{width}}  {'holds' if h else 'does not hold':<13}  ⟨{m}⟩" if m else
+                  f"{c:<{width}}  {'holds' if h else 'does not hold'}" for c, h, m in self.rows]
+        held = sum(h for _, h, _ in self.rows)
+        lines.append(f"{len(self.rows)} claims tested, {held} hold")
+        return "\n".join(lines)
+
+    def show(self) -> None:
+        print(self.table())
