@@ -45,6 +45,9 @@ class NullTextInversion:
     losses: list[float]
 
 
+PAPER_STEPS = 50  # the T at which the paper's early-stop threshold ε + i·2e-5 was set
+
+
 def null_text_invert(
     denoiser: Denoiser,
     x0: torch.Tensor,
@@ -73,7 +76,10 @@ def null_text_invert(
             and for any T the same decay over the trajectory, from lr to just above lr/2 (the paper's
             formula taken literally reaches 0 at i = 100, so it fails for T > 100). The global
             ablation keeps lr constant.
-        early_stop: ε of the early-stop threshold ε + i·2e-5, applied to each image's own loss.
+        early_stop: ε of the early-stop threshold ε + 2e-5·i·50/T, applied to each image's own loss: the
+            paper's ε + i·2e-5 at its T = 50, and for any T the same threshold at the same point of the
+            trajectory (as the learning rate's decay), so that a 20-step run is not held to the
+            tighter thresholds of the paper's first 20 steps.
         per_step: True optimises one ∅_t per step (the method); False is the paper's global
             ablation: a single ∅ for all steps, optimised with the same budget — ``inner_steps``
             passes down the trajectory, one Adam step per timestep per pass.
@@ -113,7 +119,7 @@ def null_text_invert(
                 null_t[done] = kept  # images that already stopped stay where they stopped
             last = torch.where(done, last, per_image.detach())
             used += (~done).float()
-            done |= per_image.detach() < early_stop + i * 2e-5
+            done |= per_image.detach() < early_stop + 2e-5 * i * PAPER_STEPS / steps
             if done.all():
                 break
         nulls.append(null_t.detach().clone())

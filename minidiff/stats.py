@@ -57,30 +57,42 @@ class Claims:
     """
 
     title: str = ""
-    rows: list[tuple[str, bool, str]] = field(default_factory=list)
+    rows: list[tuple[str, bool, str, bool]] = field(default_factory=list)
 
-    def add(self, claim: str, holds: bool, measured: str = "") -> bool:
-        """A claim whose verdict the caller computed (a threshold, an exact identity)."""
-        self.rows.append((claim, bool(holds), measured))
+    def add(self, claim: str, holds: bool, measured: str = "", stable: bool = True) -> bool:
+        """A claim whose verdict the caller computed (a threshold, an exact identity).
+
+        ``stable=False`` marks a verdict that rests on a quantity which moves between machines by more
+        than its distance to the threshold (a bisection at float32 rounding, a tie of small counts): it
+        is shown between ⟨ ⟩ with the figures, so the notebook tests do not compare it.
+        """
+        self.rows.append((claim, bool(holds), measured, stable))
         return bool(holds)
 
-    def paired(self, claim: str, differences, sign: int, unit: str = "", digits: int = 1) -> bool:
+    def paired(self, claim: str, differences, sign: int, unit: str = "", digits: int = 1, stable: bool = True) -> bool:
         """A claim that paired ``differences`` lie on the side of ``sign``, more than two s.e. from 0."""
-        return self.add(claim, significant(differences, sign), f"{fmt(differences, digits)} {unit}".strip())
+        return self.add(claim, significant(differences, sign), f"{fmt(differences, digits)} {unit}".strip(), stable)
 
     def __getitem__(self, claim: str) -> bool:
-        for c, holds, _ in self.rows:
+        for c, holds, _, _ in self.rows:
             if c == claim:
                 return holds
         raise KeyError(claim)
 
     def table(self) -> str:
-        width = max([len(c) for c, _, _ in self.rows] + [5])
+        width = max([len(c) for c, *_ in self.rows] + [5])
         lines = [self.title] if self.title else []
-        lines += [f"{c:<{width}}  {'holds' if h else 'does not hold':<13}  ⟨{m}⟩" if m else
-                  f"{c:<{width}}  {'holds' if h else 'does not hold'}" for c, h, m in self.rows]
-        held = sum(h for _, h, _ in self.rows)
-        lines.append(f"{len(self.rows)} claims tested, {held} hold")
+        for c, h, m, stable in self.rows:
+            verdict = "holds" if h else "does not hold"
+            if not stable:
+                lines.append(f"{c:<{width}}  ⟨{verdict}; {m}; not compared across machines⟩")
+            else:
+                lines.append(f"{c:<{width}}  {verdict:<13}  ⟨{m}⟩" if m else f"{c:<{width}}  {verdict}")
+        stable = [h for _, h, _, st in self.rows if st]
+        if len(stable) == len(self.rows):
+            lines.append(f"{len(self.rows)} claims tested, {sum(stable)} hold")
+        else:  # the unstable verdicts stay out of the count that is compared
+            lines.append(f"{len(self.rows)} claims tested; {sum(stable)} of the {len(stable)} compared across machines hold")
         return "\n".join(lines)
 
     def show(self) -> None:

@@ -184,14 +184,23 @@ def train_tiny_sd(steps: int, batch: int, lr: float, save_every: int, seed: int 
     from diffusers import AutoencoderKL
 
     from .shapes import caption, train_scenes
-    from .tiny_models import SD_SCHEDULER, build_tiny_sd
+    from .tiny_models import build_tiny_sd
 
     torch.manual_seed(seed)
     vae = AutoencoderKL.from_pretrained(WEIGHTS / "vae").eval()
     pipe = build_tiny_sd(vae, RUNS / "tokenizer")
     scenes = train_scenes(N_SCENES, seed)
     captions = noisy_captions(scenes, p_wrong, seed) if p_wrong else [caption(s) for s in scenes]
-    z0 = _latents(vae, scenes)
+    return _fit_epsilon(name, pipe, _latents(vae, scenes), captions, steps, batch, lr, save_every, seed)
+
+
+def _fit_epsilon(name: str, pipe, z0, captions: list[str], steps: int, batch: int, lr: float, save_every: int, seed: int):
+    """SD's ε-prediction loss on frozen latents ``z0`` (N, 4, h, w) and their captions, with prompt
+    dropout; trains the UNet and the text encoder of ``pipe`` under runs/<name>."""
+    import torch
+
+    from .tiny_models import SD_SCHEDULER
+
     alphas_cumprod = pipe.scheduler.alphas_cumprod
     g = torch.Generator().manual_seed(seed)
 
@@ -250,28 +259,14 @@ def train_tiny_sd_64(steps: int, batch: int, lr: float, save_every: int, seed: i
     from diffusers import AutoencoderKL
 
     from .detailed import render, sample_scenes
-    from .tiny_models import SD_SCHEDULER, build_tiny_sd_64
+    from .tiny_models import build_tiny_sd_64
 
     torch.manual_seed(seed)
     vae = AutoencoderKL.from_pretrained(WEIGHTS / "vae-64").eval()
     pipe = build_tiny_sd_64(vae, RUNS / "tokenizer-64")
     scenes = sample_scenes(N_SCENES_64, seed)
     captions = noisy_detailed_captions(scenes, P_WRONG_WORD_64, seed)
-    z0 = _latents(vae, scenes, render=render)
-    alphas_cumprod = pipe.scheduler.alphas_cumprod
-    g = torch.Generator().manual_seed(seed)
-
-    def loss_fn(step):
-        idx = torch.randint(0, len(z0), (batch,), generator=g)
-        t = torch.randint(0, SD_SCHEDULER["num_train_timesteps"], (batch,), generator=g)
-        eps = torch.randn(z0[idx].shape, generator=g)
-        ab = alphas_cumprod[t].view(-1, 1, 1, 1)
-        zt = ab.sqrt() * z0[idx] + (1 - ab).sqrt() * eps
-        cond = pipe.encode_prompt(_prompts(captions, idx, g), "cpu", 1, False)[0]
-        return ((pipe.unet(zt, t, encoder_hidden_states=cond).sample - eps) ** 2).mean()
-
-    _loop("tiny-sd-64", {"unet": pipe.unet, "text_encoder": pipe.text_encoder}, loss_fn, steps, lr, save_every)
-    return pipe
+    return _fit_epsilon("tiny-sd-64", pipe, _latents(vae, scenes, render=render), captions, steps, batch, lr, save_every, seed)
 
 
 def train_tiny_flow(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):

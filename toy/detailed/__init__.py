@@ -8,7 +8,7 @@ Example:
     >>> images = render(scenes)  # (4, 3, 64, 64) in [-1, 1]
 """
 from toy.detailed.edits import EDIT_KINDS, Edit, change_mask, edit_caption, edit_scene, edit_set, random_edit, valid_edits
-from toy.detailed.reader import Reading, fit_reader, prompt_accuracy, read, truth
+from toy.detailed.reader import Reading, degrade, fit_reader, prompt_accuracy, read, truth
 from toy.detailed.world import (
     COLORS, IMAGE_SIZE, KINDS, SPLITS, TEXTURES, UNSEEN_OBJECTS, UNSEEN_PAIR, VOCAB, Described, Obj, Scene,
     caption, describe, is_seen, object_coverage, parse_caption, render, sample_scenes,
@@ -16,7 +16,7 @@ from toy.detailed.world import (
 
 __all__ = [
     "COLORS", "EDIT_KINDS", "IMAGE_SIZE", "KINDS", "SPLITS", "TEXTURES", "UNSEEN_OBJECTS", "UNSEEN_PAIR", "VOCAB",
-    "Described", "Edit", "Obj", "Reading", "Scene", "caption", "change_mask", "describe", "edit_caption", "edit_scene",
+    "Described", "Edit", "Obj", "Reading", "Scene", "caption", "change_mask", "degrade", "describe", "edit_caption", "edit_scene",
     "edit_set", "fit_reader", "is_seen", "object_coverage", "parse_caption", "prompt_accuracy", "random_edit", "read",
     "render", "sample_scenes", "truth", "valid_edits",
 ]

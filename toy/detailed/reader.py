@@ -189,6 +189,13 @@ def read(images: torch.Tensor) -> list[Reading]:
     return out
 
 
+def degrade(images: torch.Tensor, seed: int = 0) -> torch.Tensor:
+    """A 3×3 box blur and noise σ = 0.04, clipped to [−1, 1]: renders made to look like a generator's
+    samples, to test the reader on (B, 3, H, W) → (B, 3, H, W)."""
+    blurred = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(images, (1, 1, 1, 1), mode="replicate"), 3, 1)
+    return (blurred + 0.04 * torch.randn(images.shape, generator=torch.Generator().manual_seed(seed))).clamp(-1, 1)
+
+
 def truth(scene: Scene) -> Reading:
     """The reading a perfect render of ``scene`` should give."""
     return Reading(tuple((o.color, o.kind) for o in scene.objects), scene.background, scene.texture)

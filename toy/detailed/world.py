@@ -57,6 +57,11 @@ FREQUENCY = (2.0, 6.0)  # texture cycles across the image: periods of 11-32 px, 
 CONTRAST = (0.25, 0.45)  # the texture darkens the background colour by up to this share
 
 
+def _rgb(color: str, hue: float, sat: float, val: float) -> tuple[float, float, float]:
+    """RGB in [0, 1] of a colour name with its hue offset (degrees), saturation and value."""
+    return colorsys.hsv_to_rgb(((HUES[color] + hue) / 360) % 1, sat, val)
+
+
 @dataclass(frozen=True)
 class Obj:
     """One object of a scene.
@@ -112,7 +117,7 @@ class Obj:
 
     @property
     def rgb(self) -> tuple[float, float, float]:
-        return colorsys.hsv_to_rgb(((HUES[self.color] + self.hue) / 360) % 1, self.sat, self.val)
+        return _rgb(self.color, self.hue, self.sat, self.val)
 
 
 @dataclass(frozen=True)
@@ -163,7 +168,7 @@ class Scene:
 
     @property
     def bg_rgb(self) -> tuple[float, float, float]:
-        return colorsys.hsv_to_rgb(((HUES[self.background] + self.bg_hue) / 360) % 1, self.bg_sat, self.bg_val)
+        return _rgb(self.background, self.bg_hue, self.bg_sat, self.bg_val)
 
 
 def caption(scene: Scene) -> str:
