@@ -29,6 +29,7 @@ from huggingface_hub import constants as hf_constants
 from huggingface_hub import try_to_load_from_cache
 
 from ._checks import check_known_words, check_latents, check_prompt_list
+from .settings import FULL_SCALE
 
 
 def _device(device: str | torch.device | None) -> torch.device:
@@ -65,9 +66,7 @@ def locate(model: str) -> str:
     names = registered_models()
     if model in names:
         return str(names[model].load()(model))
-    from .settings import FULL_SCALE  # the lessons' family names ("sd15") stand for their hub ids
-
-    if model in FULL_SCALE:
+    if model in FULL_SCALE:  # the lessons' family names ("sd15") stand for their hub ids
         model = FULL_SCALE[model]["model"]
     path = Path(model).expanduser()
     if path.is_dir():
