@@ -198,12 +198,13 @@ def test_direct_inversion_reconstructs_the_source_branch_exactly_under_cfg(sd):
 
 
 def test_negative_prompt_inversion_samples_the_source_at_w1(sd):
-    x0 = sd.encode(torch.rand(1, 3, 32, 32) * 2 - 1)
+    x0 = sd.encode(torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0)) * 2 - 1)
     cond = sd.embed(SOURCE)
     npi = md.negative_prompt_inversion(sd, x0, cond, steps=5)
     assert torch.equal(npi.latent, md.ddim_invert(sd, x0, cond, 5)) and npi.null is cond
     out = p2p_sample(sd, npi.latent, P2PEdit(SOURCE, SOURCE), steps=5, guidance=7.5, null=npi.null)
-    torch.testing.assert_close(out[0], md.ddim_sample(sd, npi.latent, cond, 5)[0], atol=1e-5, rtol=0)
+    # ε(c) + w·(ε(c) − ε(c)) is ε(c) up to float32 rounding, which w = 7.5 amplifies over the steps
+    torch.testing.assert_close(out[0], md.ddim_sample(sd, npi.latent, cond, 5)[0], atol=1e-4, rtol=0)
 
 
 @pytest.mark.parametrize("blend", [None, "attention", "difference"])
