@@ -137,3 +137,18 @@ def test_vae_64_is_factor_4_and_reaches_28_db():
         y = vae.decode(z).sample.clamp(-1, 1)
     assert z.shape == (48, 4, 16, 16)
     assert md.psnr(x, y) >= 28
+
+
+def test_noisy_captions_change_named_words_only():
+    """tiny-sd-64's captions (SD's regime): each named word wrong with probability 0.2, the structure kept."""
+    from toy.detailed import describe
+    from toy.train import P_WRONG_WORD_64, noisy_detailed_captions
+
+    scenes = sample_scenes(500, seed=2)
+    noisy = noisy_detailed_captions(scenes, P_WRONG_WORD_64, seed=0)
+    for s, c in zip(scenes, noisy):
+        d, n = describe(s), parse_caption(c)
+        assert len(n.objects) == len(d.objects) and (n.texture is None) == (d.texture is None)
+        assert n.background not in {color for color, _ in n.objects}
+    right = np.mean([c == caption(s) for s, c in zip(scenes, noisy)])
+    assert 0.25 < right < 0.5  # 0.8 per named word, 3 to 6 named words

@@ -228,31 +228,29 @@ def train_tiny_sd_noisy(steps: int, batch: int, lr: float, save_every: int, seed
 
 def noisy_detailed_captions(scenes, p_wrong: float, seed: int = 0) -> list[str]:
     """Detailed-world captions whose named words (each object's colour and kind, the background colour,
-    a named texture) are each, with probability ``p_wrong``, replaced by another valid value."""
-    import dataclasses
-
+    a named texture) are each, with probability ``p_wrong``, replaced by another valid value (the
+    colours of one caption kept distinct). Only the words change: the scene is not re-rendered."""
     import numpy as np
 
-    from .detailed import COLORS, KINDS, TEXTURES, caption
+    from .detailed import COLORS, KINDS, TEXTURES, Described, caption_from, describe
 
     rng = np.random.default_rng(seed)
     out = []
     for s in scenes:
-        objects = list(s.objects)
-        for i, o in enumerate(objects):
+        d = describe(s)
+        objects = [list(o) for o in d.objects]
+        background = d.background
+        for o in objects:
             if rng.random() < p_wrong:
-                o = dataclasses.replace(o, kind=rng.choice([k for k in KINDS if k != o.kind]))
-            used = {x.color for x in objects} | {s.background}
+                o[1] = rng.choice([k for k in KINDS if k != o[1]])
             if rng.random() < p_wrong:
-                o = dataclasses.replace(o, color=rng.choice([c for c in COLORS if c not in used]))
-            objects[i] = o
-        s = dataclasses.replace(s, objects=tuple(objects))
-        used = {x.color for x in objects} | {s.background}
+                o[0] = rng.choice([c for c in COLORS if c not in {x[0] for x in objects} | {background}])
         if rng.random() < p_wrong:
-            s = dataclasses.replace(s, background=rng.choice([c for c in COLORS if c not in used]))
-        if s.texture_named and rng.random() < p_wrong:
-            s = dataclasses.replace(s, texture=rng.choice([t for t in TEXTURES if t != s.texture]))
-        out.append(caption(s))
+            background = rng.choice([c for c in COLORS if c not in {x[0] for x in objects} | {background}])
+        texture = d.texture
+        if texture is not None and rng.random() < p_wrong:
+            texture = rng.choice([t for t in TEXTURES if t != texture])
+        out.append(caption_from(Described(tuple((str(c), str(k)) for c, k in objects), str(background), texture and str(texture))))
     return out
 
 

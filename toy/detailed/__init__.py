@@ -11,12 +11,12 @@ from toy.detailed.edits import EDIT_KINDS, Edit, change_mask, edit_caption, edit
 from toy.detailed.reader import Reading, degrade, fit_reader, prompt_accuracy, read, truth
 from toy.detailed.world import (
     COLORS, IMAGE_SIZE, KINDS, SPLITS, TEXTURES, UNSEEN_OBJECTS, UNSEEN_PAIR, VOCAB, Described, Obj, Scene,
-    caption, describe, is_seen, object_coverage, parse_caption, render, sample_scenes,
+    caption, caption_from, describe, is_seen, object_coverage, parse_caption, render, sample_scenes,
 )
 
 __all__ = [
     "COLORS", "EDIT_KINDS", "IMAGE_SIZE", "KINDS", "SPLITS", "TEXTURES", "UNSEEN_OBJECTS", "UNSEEN_PAIR", "VOCAB",
-    "Described", "Edit", "Obj", "Reading", "Scene", "caption", "change_mask", "degrade", "describe", "edit_caption", "edit_scene",
+    "Described", "Edit", "Obj", "Reading", "Scene", "caption", "caption_from", "change_mask", "degrade", "describe", "edit_caption", "edit_scene",
     "edit_set", "fit_reader", "is_seen", "object_coverage", "parse_caption", "prompt_accuracy", "random_edit", "read",
     "render", "sample_scenes", "truth", "valid_edits",
 ]

@@ -174,9 +174,14 @@ class Scene:
 def caption(scene: Scene) -> str:
     """``"a red circle and a blue square on a green striped background"``; the texture word only
     when ``scene.texture_named``."""
-    things = " and ".join(f"a {o.color} {o.kind}" for o in scene.objects)
-    texture = f" {scene.texture}" if scene.texture_named else ""
-    return f"{things} on a {scene.background}{texture} background"
+    return caption_from(describe(scene))
+
+
+def caption_from(d: "Described") -> str:
+    """The caption that says ``d`` (the inverse of :func:`parse_caption`)."""
+    things = " and ".join(f"a {color} {kind}" for color, kind in d.objects)
+    texture = f" {d.texture}" if d.texture else ""
+    return f"{things} on a {d.background}{texture} background"
 
 
 @dataclass(frozen=True)
