@@ -5,7 +5,7 @@ from .denoiser import Denoiser, guided
 from .flow import flow_invert, flow_sample, flow_sigmas
 from .flowedit import flowedit
 from .flow_baselines import inversion_edit, sdedit
-from .freeinv import BranchAverage, FreeInvInversion, PatchGridRotation, Transform, freeinv_invert, freeinv_sample
+from .freeinv import BranchAverage, FreeInvInversion, PatchGridRotation, PerImage, Transform, freeinv_invert, freeinv_sample, per_image_schedule
 from .generate import generate
 from .inversions import DirectInversion, NegativePromptInversion, direct_inversion, negative_prompt_inversion
 from .nulltext import NullTextInversion, null_text_invert
@@ -42,7 +42,7 @@ from .metrics import (
 
 __all__ = [
     "Denoiser", "guided", "ddim_invert", "ddim_sample", "ddim_schedulers", "flow_invert", "flow_sample",
-    "flow_sigmas", "flowedit", "inversion_edit", "sdedit", "masked_psnr", "generate", "DirectInversion", "NegativePromptInversion", "direct_inversion", "negative_prompt_inversion", "NullTextInversion", "BranchAverage", "FreeInvInversion", "PatchGridRotation", "Transform", "freeinv_invert", "freeinv_sample", "null_text_invert", "mixture_w2_squared", "mmd_rbf", "nearest_mode_share", "per_mode_spread",
+    "flow_sigmas", "flowedit", "inversion_edit", "sdedit", "masked_psnr", "generate", "DirectInversion", "NegativePromptInversion", "direct_inversion", "negative_prompt_inversion", "NullTextInversion", "BranchAverage", "FreeInvInversion", "PatchGridRotation", "PerImage", "Transform", "per_image_schedule", "freeinv_invert", "freeinv_sample", "null_text_invert", "mixture_w2_squared", "mmd_rbf", "nearest_mode_share", "per_mode_spread",
     "psnr", "reconstruction_error", "transport_cost", "w2_squared",
     "ImpusMorph", "MorphDenoiser", "PathLength", "PathMetrics", "PerceptualAlphas", "impus_guidance", "impus_morph", "lerp", "lora_rank",
     "path_metrics", "perceptual_alphas", "perceptual_path_length", "relative_ppd", "slerp", "textual_inversion",

@@ -129,6 +129,37 @@ def random_schedule(steps: int, transforms=ROTATIONS, generator: torch.Generator
     return [transforms[i] for i in idx.tolist()]
 
 
+class PerImage:
+    """One transformation per image of a batch: image i of (B, ...) goes through ``transforms[i]``."""
+
+    def __init__(self, transforms):
+        self.transforms = tuple(transforms)
+
+    @property
+    def name(self) -> str:
+        return "per-image(" + ", ".join(f.name for f in self.transforms) + ")"
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        return torch.cat([f(xi[None]) for f, xi in zip(self.transforms, x)])
+
+    def inverse(self, x: torch.Tensor) -> torch.Tensor:
+        self._check(x)
+        return torch.cat([f.inverse(xi[None]) for f, xi in zip(self.transforms, x)])
+
+    def _check(self, x: torch.Tensor) -> None:
+        if len(x) != len(self.transforms):
+            raise ValueError(f"PerImage holds {len(self.transforms)} transforms but the batch has {len(x)} images; "
+                             "draw the schedule for this batch (per_image_schedule).")
+
+
+def per_image_schedule(n: int, steps: int, transforms=ROTATIONS, generator: torch.Generator | None = None) -> list[PerImage]:
+    """A FreeInv schedule for a batch of ``n`` images, each with its own random draws (so that the
+    images' errors are independent, and a standard error over them means what it says)."""
+    draws = [random_schedule(steps, transforms, generator) for _ in range(n)]
+    return [PerImage(fs) for fs in zip(*draws)]
+
+
 @dataclass
 class FreeInvInversion:
     """What :func:`freeinv_invert` returns.

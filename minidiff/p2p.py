@@ -46,6 +46,10 @@ class P2PEdit:
             no need for word maps that localise; :func:`difference_mask`).
         blend_threshold: the mask keeps where the normalised map exceeds this (official k = 0.3).
         blend_start: fraction of the steps after which blending starts (official 0.2).
+        blend_max_side: None reads LocalBlend's maps at the official resolution, the finest with at most
+            a quarter of the latent's side (SD's 16×16 maps of 64² latents); a side s reads the finest
+            maps of at most s × s instead (an ablation for small latents, where a quarter of the side
+            leaves maps of a few cells: 4×4 on 16×16 latents).
         self_max_queries: self-attention is injected only in layers with at most this many queries
             (the official ``replace_self_attention``: 32², so SD 1.5's 64×64 layers of a 512² image are
             skipped and its 32×32, 16×16 and 8×8 ones injected). Every layer of tiny-sd qualifies: its
@@ -61,6 +65,7 @@ class P2PEdit:
     blend_maps: str = "attention"
     blend_threshold: float = 0.3
     blend_start: float = 0.2
+    blend_max_side: int | None = None
     self_max_queries: int = 32 ** 2
 
     def __post_init__(self):
@@ -73,6 +78,8 @@ class P2PEdit:
             raise ValueError(f"blend_maps must be 'attention' or 'difference', got {self.blend_maps!r}.")
         if self.blend_maps == "difference" and self.blend_words is not None:
             raise ValueError("blend_words name the words of an attention mask; a 'difference' mask takes none.")
+        if self.blend_max_side is not None and (not isinstance(self.blend_max_side, int) or self.blend_max_side < 1):
+            raise ValueError(f"blend_max_side must be None (the official resolution) or a positive int side, got {self.blend_max_side!r}.")
 
 
 class AttentionControl:
@@ -89,7 +96,7 @@ class AttentionControl:
         self.edits = [edits] if isinstance(edits, P2PEdit) else list(edits)
         self.edit, self.steps = self.edits[0], steps
         schedule = lambda e: (e.cross_replace, e.self_replace, e.blend_maps, e.blend_threshold,  # noqa: E731
-                              e.blend_start, e.self_max_queries, e.blend_words is None)
+                              e.blend_start, e.blend_max_side, e.self_max_queries, e.blend_words is None)
         if any(schedule(e) != schedule(self.edit) for e in self.edits):
             raise ValueError("the edits of one batch must share cross_replace, self_replace, self_max_queries and the "
                              "blending settings; run edits with different schedules in separate batches.")
@@ -190,8 +197,9 @@ class AttentionControl:
 
     def blend_mask(self, latent_size: tuple[int, int]) -> torch.Tensor:
         """LocalBlend's masks (n, 1, h, w): the blend words' cross-attention maps summed over their tokens
-        and averaged over layers, heads and the steps so far, at the finest resolution of at most a
-        quarter of the latent's side (the official "≤ 16²" of SD's 64² latents), dilated by a max-pool
+        and averaged over layers, heads and the steps so far, at :func:`blend_resolution`'s resolution (the
+        finest of at most a quarter of the latent's side: the official "≤ 16²" of SD's 64² latents, unless
+        ``blend_max_side`` is set), dilated by a max-pool
         of one cell per 16 of that side (official 3×3 at 16²), upsampled to the latent, rescaled to
         [0, 1] and thresholded; the union of each source's and target's masks.
 
@@ -199,8 +207,7 @@ class AttentionControl:
         the maps are peaked, so the two agree; tiny-sd spreads attention almost evenly over its 16
         tokens, and the maximum alone would keep every pixel."""
         h, w = latent_size
-        fine = [q for q in self.store if q <= h * w // 16]
-        queries = max(fine) if fine else min(self.store)
+        queries = blend_resolution(self.store, latent_size, self.edit.blend_max_side)
         side, n = int(queries ** 0.5), len(self.edits)
         store = self.store[queries]
         maps = (store * self.blends.to(store)[:, :, None, :]).sum(-1).view(n * 2, 1, side, side)
@@ -209,6 +216,16 @@ class AttentionControl:
             maps = torch.nn.functional.max_pool2d(maps, 2 * radius + 1, stride=1, padding=radius)
         maps = torch.nn.functional.interpolate(maps, size=latent_size, mode="bilinear")
         return (_rescale(maps) > self.edit.blend_threshold).view(n, 2, 1, h, w).any(1).float()
+
+
+def blend_resolution(queries, latent_size: tuple[int, int], max_side: int | None = None) -> int:
+    """The cross-attention resolution (a query count) that LocalBlend reads, of those in ``queries``:
+    the finest with at most a quarter of the latent's side (or, given ``max_side``, at most that side),
+    else the coarsest."""
+    h, w = latent_size
+    limit = h * w // 16 if max_side is None else max_side ** 2
+    fine = [q for q in queries if q <= limit]
+    return max(fine) if fine else min(queries)
 
 
 def difference_mask(summed_difference: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -306,6 +323,7 @@ def p2p_sample(
     target_latent: torch.Tensor | None = None,
     source_path: list[torch.Tensor] | None = None,
     masks: list | None = None,
+    word_maps: dict | None = None,
 ) -> torch.Tensor:
     """Sample sources and edited targets side by side with Prompt-to-Prompt control.
 
@@ -326,6 +344,10 @@ def p2p_sample(
             branches are put back on z*_{t−1}, which is adding d_t = z*_{t−1} − (the step just taken)
             (:func:`minidiff.direct_inversion`).
         masks: if a list, local blending's masks (n, 1, h, w) of every blended step are appended to it.
+        word_maps: if a dict (edits with ``blend_words`` only), filled with {side: (n, 2, side, side)}:
+            at each cross-attention resolution, the share of the conditional attention that goes to the
+            blend words' tokens at every position, over all layers, heads and steps, for the source and
+            the target branch (what LocalBlend's mask is made of).
 
     Returns:
         Latents (2, C, h, w), [source reconstruction, edit], for one P2PEdit; (n, 2, C, h, w) for a list.
@@ -367,7 +389,14 @@ def p2p_sample(
                 masks.append(mask)
         return torch.stack([src, tar], 1).flatten(0, 1)
 
+    if word_maps is not None and control.blends is None:
+        raise ValueError("word_maps are the blend words' maps: give every P2PEdit blend_words=(source words, target words).")
     with attention_control(model.unet, control):
         out = ddim_sample(model, x, cond, steps, guidance, null, transforms=transforms, callback=after_step)
+    if word_maps is not None:
+        for queries, store in control.store.items():  # (n, 2, queries, tokens), summed over layers and steps
+            side = int(queries ** 0.5)
+            share = (store * control.blends.to(store)[:, :, None, :]).sum(-1) / store.sum(-1)
+            word_maps[side] = share.view(n, 2, side, side).float().cpu()
     out = out.view(n, 2, *out.shape[1:])
     return out[0] if isinstance(edit, P2PEdit) else out

@@ -33,10 +33,17 @@ def test_blend_words_name_the_changed_object():
 def test_the_benchmark_runs_every_pair_on_a_small_setting():
     from benchmarks.editing import INVERSIONS, run
 
-    figures = run(n=3, steps=2, inversions=INVERSIONS, editors=("p2p_lb",))
+    figures = run(n=3, steps=2, inversions=INVERSIONS, editors=("p2p_lb",), detailed_model=None)
     for name in INVERSIONS:
         assert 0 <= figures[f"{name}_p2p_lb_edit_acc"] <= 1 and figures[f"{name}_seconds_per_edit"] > 0
     assert set(figures["by_kind"]["direct_p2p_lb_bg_psnr"]) == {"shape", "color", "background"}
+    from toy.shapes.inversion_editing import SWEEP_EDITORS, SWEEP_GUIDANCES, SWEEP_INVERSIONS
+
+    sweep = {(r["guidance"], r["inversion"], r["editor"]): r for r in figures["guidance_sweep"]}
+    assert set(sweep) == {(w, i, e) for w in SWEEP_GUIDANCES for i in SWEEP_INVERSIONS for e in SWEEP_EDITORS}
+    # the sweep's w = 7.5 rows are the main table's pairs, reused
+    assert sweep[7.5, "direct", "p2p_lb"]["bg_psnr"] == figures["direct_p2p_lb_bg_psnr"]
+    assert all(r["bg_psnr_se"] >= 0 and 0 <= r["edit_acc"] <= 1 for r in sweep.values())
 
 
 def test_batches_give_the_same_results_as_one_batch():

@@ -101,3 +101,16 @@ def test_patch_grid_rotation_moves_patches_but_not_their_contents():
     torch.testing.assert_close(PatchGridRotation(1, patch=1)(x), ROTATIONS[1](x), atol=0, rtol=0)  # 1×1 patches: the rotation
     with pytest.raises(ValueError, match="divisible by 2"):
         PATCH_GRID_ROTATIONS[1](torch.randn(1, 4, 7, 7))
+
+
+def test_per_image_schedules_equal_inverting_the_images_one_by_one():
+    from minidiff.freeinv import PerImage, per_image_schedule
+
+    x = torch.randn(3, 4, 6, 6)
+    schedule = per_image_schedule(3, 5, generator=torch.Generator().manual_seed(0))
+    assert len(schedule) == 5 and all(len(step.transforms) == 3 for step in schedule)
+    for step in schedule:
+        torch.testing.assert_close(step(x), torch.cat([f(xi[None]) for f, xi in zip(step.transforms, x)]), rtol=0, atol=0)
+        torch.testing.assert_close(step.inverse(step(x)), x, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="per_image_schedule"):
+        PerImage(ROTATIONS[:2])(x)

@@ -139,17 +139,27 @@ def train_vae(steps: int, batch: int, lr: float, save_every: int, seed: int = 0,
     return vae
 
 
-def _latents(vae: AutoencoderKL, scenes, chunk: int = 500, render=None) -> torch.Tensor:
-    """Scaled VAE latents of ``scenes`` (rendered by ``render``, the fast world's by default)."""
+def _latents(vae: AutoencoderKL, scenes, chunk: int = 500, render=None, cache: Path | None = None) -> torch.Tensor:
+    """Scaled VAE latents of ``scenes`` (rendered by ``render``, the fast world's by default), read from
+    ``cache`` when it holds them and written there otherwise, so that a resumed run does not re-encode."""
     import torch
     from tqdm.auto import tqdm
 
     if render is None:
         from .shapes import render
 
+    if cache is not None and cache.exists():
+        z = torch.load(cache, weights_only=True)
+        if len(z) == len(scenes):
+            return z
     with torch.no_grad():
         z = [vae.encode(render(scenes[i:i + chunk])).latent_dist.mean for i in tqdm(range(0, len(scenes), chunk), desc="encoding scenes")]
-        return torch.cat(z) * vae.config.scaling_factor
+        z = torch.cat(z) * vae.config.scaling_factor
+    if cache is not None:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(z, cache.with_suffix(".tmp"))
+        cache.with_suffix(".tmp").replace(cache)
+    return z
 
 
 def _prompts(captions: list[str], idx: torch.Tensor, g: torch.Generator) -> list[str]:
@@ -268,7 +278,8 @@ def train_tiny_sd_64(steps: int, batch: int, lr: float, save_every: int, seed: i
     pipe = build_tiny_sd_64(vae, RUNS / "tokenizer-64")
     scenes = sample_scenes(N_SCENES_64, seed)
     captions = noisy_detailed_captions(scenes, P_WRONG_WORD_64, seed)
-    return _fit_epsilon("tiny-sd-64", pipe, _latents(vae, scenes, render=render), captions, steps, batch, lr, save_every, seed)
+    z0 = _latents(vae, scenes, render=render, cache=RUNS / "tiny-sd-64" / f"latents-{N_SCENES_64}-{seed}.pt")
+    return _fit_epsilon("tiny-sd-64", pipe, z0, captions, steps, batch, lr, save_every, seed)
 
 
 def train_tiny_flow(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):

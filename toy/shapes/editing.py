@@ -18,7 +18,7 @@ import torch
 
 from toy.shapes.edits import ATTRIBUTES, change_mask, edit_scene
 from toy.shapes.reader import read_attributes
-from toy.shapes.world import COLORS, KINDS, Scene, caption, heldout_scenes, parse_caption, render, to_world
+from toy.shapes.world import COLORS, IMAGE_SIZE, KINDS, Scene, caption, heldout_scenes, parse_caption, render, to_world
 
 
 @dataclass(frozen=True)
@@ -35,6 +35,23 @@ class EditCase:
         if self.attribute == "background":
             return "background", "background"
         return f"{self.source.color} {self.source.kind}", f"{self.target.color} {self.target.kind}"
+
+    @property
+    def source_caption(self) -> str:
+        return caption(self.source)
+
+    @property
+    def target_caption(self) -> str:
+        return caption(self.target)
+
+    @staticmethod
+    def images(cases: list[EditCase], size: int = IMAGE_SIZE) -> torch.Tensor:
+        """The sources rendered at ``size``: (N, 3, size, size) in [-1, 1]."""
+        return render([c.source for c in cases], size=size)
+
+    @staticmethod
+    def score(edited: torch.Tensor, cases: list[EditCase]) -> dict[str, np.ndarray]:
+        return score_edits(edited, cases)
 
 
 def editing_cases(n: int = 30, seed: int = 200) -> list[EditCase]:
@@ -63,7 +80,7 @@ def score_edits(edited: torch.Tensor, cases: list[EditCase]) -> dict[str, np.nda
     """Per-edit scores of ``edited`` (N, 3, H, W) in [−1, 1] against the ground truth of ``cases``, on the
     world's 32² grid (``to_world``: a full-scale model's images are area-averaged to it).
 
-    Returns arrays of shape (N,): ``edit_acc`` (0/1), ``bg_psnr`` and ``gt_psnr`` in dB (capped at 100).
+    Returns arrays of shape (N,): ``edit_acc`` (0/1), ``bg_psnr`` and ``gt_psnr`` in dB (an MSE floor of 1e-10 caps them at 106).
     """
     if len(edited) != len(cases):
         raise ValueError(f"{len(edited)} edited images for {len(cases)} cases.")
@@ -78,10 +95,11 @@ def score_edits(edited: torch.Tensor, cases: list[EditCase]) -> dict[str, np.nda
 
 
 def summarize(scores: dict[str, np.ndarray], cases: list[EditCase]) -> dict[str, dict]:
-    """{metric: {"mean", "se", and the mean of each edit kind}} (se = standard error of the mean)."""
+    """{metric: {"mean", "se", and the mean of each edit kind}} (se = standard error of the mean); any
+    world's cases (their ``attribute`` is the edit kind)."""
     kinds = np.array([c.attribute for c in cases])
     out = {}
     for metric, values in scores.items():
         out[metric] = {"mean": float(values.mean()), "se": float(values.std(ddof=1) / np.sqrt(len(values)))}
-        out[metric] |= {kind: float(values[kinds == kind].mean()) for kind in ATTRIBUTES if (kinds == kind).any()}
+        out[metric] |= {kind: float(values[kinds == kind].mean()) for kind in dict.fromkeys(kinds.tolist())}
     return out
