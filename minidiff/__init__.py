@@ -1,7 +1,7 @@
 """minidiff: inversion and editing methods for diffusion and flow models, written once against a
 small denoiser interface (see :mod:`minidiff.denoiser`)."""
 from .ddim import ddim_invert, ddim_sample, ddim_schedulers
-from .denoiser import Denoiser, guided
+from .denoiser import Denoiser, GuidanceDistilledDenoiser, guided
 from .flow import flow_invert, flow_sample, flow_sigmas
 from .flowedit import flowedit
 from .flow_baselines import inversion_edit, sdedit
@@ -41,7 +41,7 @@ from .metrics import (
 )
 
 __all__ = [
-    "Denoiser", "guided", "ddim_invert", "ddim_sample", "ddim_schedulers", "flow_invert", "flow_sample",
+    "Denoiser", "GuidanceDistilledDenoiser", "guided", "ddim_invert", "ddim_sample", "ddim_schedulers", "flow_invert", "flow_sample",
     "flow_sigmas", "flowedit", "inversion_edit", "sdedit", "masked_psnr", "generate", "DirectInversion", "NegativePromptInversion", "direct_inversion", "negative_prompt_inversion", "NullTextInversion", "BranchAverage", "FreeInvInversion", "PatchGridRotation", "PerImage", "Transform", "per_image_schedule", "freeinv_invert", "freeinv_sample", "null_text_invert", "mixture_w2_squared", "mmd_rbf", "nearest_mode_share", "per_mode_spread",
     "psnr", "reconstruction_error", "transport_cost", "w2_squared",
     "ImpusMorph", "MorphDenoiser", "PathLength", "PathMetrics", "PerceptualAlphas", "impus_guidance", "impus_morph", "lerp", "lora_rank",

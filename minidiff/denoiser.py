@@ -13,8 +13,9 @@ Time is the model's native time: an integer training step in ``[0, 1000)`` for �
 noise level ``t = σ ∈ [0, 1]`` for velocity models (1 = pure noise). ``cond`` is a conditioning
 *embedding* (never a label or a string), so that methods such as null-text inversion can optimise
 it; ``None`` for unconditional models. Image models add ``encode``/``decode``/``embed``.
-Optionally ``embedded_guidance = True`` marks a model (Flux-dev) that takes the guidance scale as
-an input instead of classifier-free guidance.
+Optionally ``embedded_guidance = True`` marks a guidance-distilled model (FLUX.1-dev) that takes the
+guidance scale as an input instead of classifier-free guidance: it is called
+``denoiser(x, t, cond, guidance=w)`` (:class:`GuidanceDistilledDenoiser`).
 """
 from __future__ import annotations
 
@@ -36,6 +37,17 @@ class Denoiser(Protocol):
 
     def __call__(self, x: torch.Tensor, t: torch.Tensor | float, cond: torch.Tensor | None) -> torch.Tensor:
         """Prediction for latents ``x`` (B, ...) at time ``t`` under conditioning ``cond`` (B or 1, ...)."""
+
+
+@runtime_checkable
+class GuidanceDistilledDenoiser(Denoiser, Protocol):
+    """A denoiser whose guidance scale is an input (one pass per step, no unconditional branch)."""
+
+    embedded_guidance: bool
+
+    def __call__(self, x: torch.Tensor, t: torch.Tensor | float, cond: torch.Tensor | None,
+                 guidance: float = 1.0) -> torch.Tensor:
+        """Prediction at guidance scale ``guidance`` (the model's embedded w)."""
 
 
 def check_denoiser(denoiser: Any, prediction: str) -> None:

@@ -258,7 +258,16 @@ class _ImageModel:
 
 
 class StableDiffusionDenoiser(_ImageModel):
-    """ε-prediction denoiser over a ``StableDiffusionPipeline`` (SD 1.x / 2.x, tiny-sd)."""
+    """ε-prediction denoiser over a ``StableDiffusionPipeline`` (SD 1.x / 2.x, tiny-sd).
+
+    A v-prediction UNet (SD 2.x at 768², ``prediction_type="v_prediction"``) is converted to ε,
+
+    .. math:: \hat\varepsilon = \sqrt{\bar\alpha_t}\,\hat v + \sqrt{1-\bar\alpha_t}\,x_t
+       \quad\text{for}\quad v = \sqrt{\bar\alpha_t}\,\varepsilon - \sqrt{1-\bar\alpha_t}\,x_0,
+
+    so every method (and IMPUS's fine-tuning, whose ε-loss is then ᾱ_t times the v-loss) sees an
+    ε model; ``scheduler_config`` says ``"epsilon"`` accordingly and ``unet_prediction`` keeps the UNet's own.
+    """
 
     prediction = "epsilon"
 
@@ -266,7 +275,13 @@ class StableDiffusionDenoiser(_ImageModel):
         self.unet = pipe.unet
         self.sample_size = pipe.unet.config.sample_size
         self.latent_channels = pipe.unet.config.in_channels
+        self.unet_prediction = pipe.scheduler.config.get("prediction_type", "epsilon")
+        if self.unet_prediction not in ("epsilon", "v_prediction"):
+            raise ValueError(f"the pipeline's scheduler has prediction_type={self.unet_prediction!r}; minidiff's "
+                             "StableDiffusionDenoiser handles 'epsilon' and 'v_prediction' UNets.")
         super().__init__(pipe)
+        self.scheduler_config["prediction_type"] = "epsilon"
+        self._alphas_cumprod = pipe.scheduler.alphas_cumprod
 
     def embed(self, prompts: str | list[str]) -> torch.Tensor:
         """Text-encoder hidden states, shape (B, L, D), via the pipeline's ``encode_prompt``."""
@@ -276,7 +291,11 @@ class StableDiffusionDenoiser(_ImageModel):
 
     def __call__(self, x: torch.Tensor, t, cond: torch.Tensor) -> torch.Tensor:
         t = torch.as_tensor(t, device=x.device).reshape(-1).expand(x.shape[0])
-        return self.unet(x, t, encoder_hidden_states=cond.expand(x.shape[0], -1, -1)).sample
+        out = self.unet(x, t, encoder_hidden_states=cond.expand(x.shape[0], -1, -1)).sample
+        if self.unet_prediction == "epsilon":
+            return out
+        ab = self._alphas_cumprod[t.round().long().cpu()].to(x.device, x.dtype).view(-1, *[1] * (x.dim() - 1))
+        return ab.sqrt() * out + (1 - ab).sqrt() * x
 
 
 class SD3Denoiser(_ImageModel):
@@ -333,14 +352,17 @@ class FluxDenoiser(_ImageModel):
     with their RoPE image ids for the transformer and unpacks the prediction, so FreeInv rotates the
     image latent rather than the token sequence. FLUX.1-dev is guidance-distilled: the guidance
     scale is an *input* (``embedded_guidance``), one forward pass per step, no unconditional branch.
+    A transformer without a guidance embedding (``guidance_embeds=False``, FLUX.1-schnell's kind) gets
+    no ``guidance`` input, and guidance ≠ 1 is then classifier-free guidance with ``null``, as
+    FluxPipeline's ``true_cfg_scale``.
     ``cond`` is (T5 sequence embeddings (B, L, D), CLIP pooled embeddings (B, P)).
     """
 
     prediction = "velocity"
-    embedded_guidance = True
 
     def __init__(self, pipe, max_sequence_length: int | None = None):
         self.transformer = pipe.transformer
+        self.embedded_guidance = bool(pipe.transformer.config.guidance_embeds)
         self.max_sequence_length = max_sequence_length or min(pipe.tokenizer_2.model_max_length, 512)
         self.latent_channels = pipe.vae.config.latent_channels
         self.sample_size = pipe.vae.config.sample_size // pipe.vae_scale_factor
@@ -382,8 +404,8 @@ class FluxDenoiser(_ImageModel):
         b = x.shape[0]
         timestep = torch.as_tensor(t, device=x.device, dtype=x.dtype).reshape(-1).expand(b)
         text_ids = torch.zeros(embeds.shape[1], 3, device=x.device, dtype=x.dtype)
-        out = self.transformer(hidden_states=self.pack(x), timestep=timestep,
-                               guidance=torch.full((b,), float(guidance), device=x.device, dtype=torch.float32),
+        embedded = torch.full((b,), float(guidance), device=x.device, dtype=torch.float32) if self.embedded_guidance else None
+        out = self.transformer(hidden_states=self.pack(x), timestep=timestep, guidance=embedded,
                                pooled_projections=pooled.expand(b, -1), encoder_hidden_states=embeds.expand(b, -1, -1),
                                txt_ids=text_ids, img_ids=self.image_ids).sample
         return self.unpack(out)

@@ -94,10 +94,19 @@ def test_ddim_grid_reaches_noise(steps):
     assert int(inverter.timesteps[-1]) == int(sampler.timesteps[0])
 
 
-@pytest.mark.parametrize("steps, hint", [(300, "250 or 500"), (30, "25 or 40"), (600, "500")])
-def test_step_counts_that_stop_short_of_noise_are_refused(steps, hint):
-    with pytest.raises(ValueError, match=f"does not divide.*{hint}"):
-        ddim_invert(ConstantEps(), torch.zeros(2, 2), steps=steps)
+@pytest.mark.parametrize("steps", [30, 300, 7])
+def test_any_step_count_runs_on_stable_diffusions_leading_grid(steps):
+    """Counts that do not divide 1000 (SD's everyday 30) run on the pipeline's own grid: stride
+    ⌊1000/steps⌋ from t = offset, and inversion visits exactly the levels sampling comes down."""
+    from minidiff import ddim_schedulers
+
+    sampler, inverter = ddim_schedulers(ConstantEps(), steps)
+    stride, offset = 1000 // steps, DDPM_CONFIG.get("steps_offset", 0)
+    assert sampler.timesteps.tolist() == [i * stride + offset for i in reversed(range(steps))]
+    assert inverter.timesteps.tolist() == sampler.timesteps.flip(0).tolist()
+    x0 = torch.randn(3, 2, generator=torch.Generator().manual_seed(0))
+    xT = ddim_invert(ConstantEps(), x0, steps=steps)
+    torch.testing.assert_close(ddim_sample(ConstantEps(), xT, steps=steps), x0, atol=1e-4, rtol=1e-4)
 
 
 def test_guidance_one_is_a_single_call_and_needs_no_null():

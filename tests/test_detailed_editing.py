@@ -41,7 +41,7 @@ def random_64(tmp_path_factory):
     from diffusers import AutoencoderKL
 
     from toy.tiny_models import build_tiny_sd_64
-    from toy.train import WEIGHTS
+    from toy.training import WEIGHTS
 
     torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("tiny-sd-64-random")

@@ -60,10 +60,55 @@ def test_flux_guidance_is_an_input_and_flowedit_keeps_the_source(flux):
         flux.embed("a purple circle on a blue background")
 
 
+def test_flux_without_a_guidance_embedding_gets_no_guidance_input(tmp_path_factory):
+    """FLUX.1-schnell's kind (``guidance_embeds=False``): the adapter passes ``guidance=None``, samples as
+    FluxPipeline does, and guidance ≠ 1 is classifier-free guidance (two branches) with ``null``."""
+    schnell = saved_and_loaded(tmp_path_factory, lambda vae=None, tokenizer_dir=None: build_tiny_flux(vae, tokenizer_dir, guidance_embeds=False))
+    assert isinstance(schnell, FluxDenoiser) and not schnell.embedded_guidance
+    cond, z = schnell.embed(PROMPT), schnell.noise(2, torch.Generator().manual_seed(0))
+    calls = []
+    original = schnell.transformer.forward
+    schnell.transformer.forward = lambda *a, **k: calls.append((k["guidance"], k["hidden_states"].shape[0])) or original(*a, **k)
+    try:
+        ours = md.flow_sample(schnell, z, cond, steps=3)
+        md.flow_sample(schnell, z, cond, steps=1, guidance=3.0, null=schnell.null)
+    finally:
+        schnell.transformer.forward = original
+    assert [g for g, _ in calls] == [None] * 4 and [b for _, b in calls] == [2, 2, 2, 4]
+    theirs = schnell.pipe(prompt=[PROMPT] * 2, num_inference_steps=3, latents=schnell.pack(z), height=32, width=32,
+                          output_type="latent", max_sequence_length=16).images
+    torch.testing.assert_close(ours, schnell.unpack(theirs), atol=1e-5, rtol=0)
+
+
 def test_loading_picks_the_adapter(sd, flow):
     assert isinstance(sd, StableDiffusionDenoiser) and sd.prediction == "epsilon"
     assert isinstance(flow, SD3Denoiser) and flow.prediction == "velocity"
     assert sd.scheduler_config["beta_schedule"] == "scaled_linear" and sd.image_size == 32
+
+
+def test_v_prediction_unets_are_converted_to_epsilon(tmp_path_factory):
+    """An SD 2.x-768 kind of UNet (prediction_type "v_prediction"): the adapter returns
+    ε = √ᾱ v + √(1−ᾱ) x_t, and minidiff's DDIM then samples exactly as StableDiffusionPipeline does."""
+    from diffusers import DDIMScheduler
+
+    from toy.tiny_models import SD_SCHEDULER
+
+    def build_v(vae=None, tokenizer_dir=None):
+        pipe = build_tiny_sd(vae, tokenizer_dir)
+        pipe.scheduler = DDIMScheduler(**dict(SD_SCHEDULER, prediction_type="v_prediction"))
+        return pipe
+
+    sd_v = saved_and_loaded(tmp_path_factory, build_v)
+    assert sd_v.prediction == "epsilon" and sd_v.unet_prediction == "v_prediction"
+    assert sd_v.scheduler_config["prediction_type"] == "epsilon"
+    cond, z = sd_v.embed(PROMPT), sd_v.noise(2, torch.Generator().manual_seed(0))
+    ab = sd_v.pipe.scheduler.alphas_cumprod[500]
+    v = sd_v.unet(z, torch.tensor([500, 500]), encoder_hidden_states=cond.expand(2, -1, -1)).sample
+    torch.testing.assert_close(sd_v(z, 500, cond), ab.sqrt() * v + (1 - ab).sqrt() * z)
+    ours = md.ddim_sample(sd_v, z, cond, steps=5, guidance=3.0, null=sd_v.null)
+    theirs = sd_v.pipe(prompt=[PROMPT] * 2, num_inference_steps=5, guidance_scale=3.0, latents=z, eta=0.0,
+                       output_type="latent").images
+    torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=0)
 
 
 def test_sd_embed_encode_decode_and_ddim(sd):

@@ -41,12 +41,12 @@ def test_tiny_flux_distillation_runs_and_resumes(tmp_path, monkeypatch):
     """Two short runs of the guidance-distillation recipe: the second resumes the first's checkpoint."""
     import torch
 
-    from toy import distill
+    from toy import distill, training
 
-    monkeypatch.setattr(train, "RUNS", tmp_path)
-    monkeypatch.setattr(train, "N_SCENES", 32)
+    monkeypatch.setattr(training, "RUNS", tmp_path)
+    monkeypatch.setattr(training, "N_SCENES", 32)
     losses = []
-    original = train._loop
+    original = training.loop
 
     def recording(name, modules, loss_fn, steps, lr, save_every):
         def loss(step):
@@ -55,12 +55,27 @@ def test_tiny_flux_distillation_runs_and_resumes(tmp_path, monkeypatch):
             return value
         original(name, modules, loss, steps, lr, save_every)
 
-    monkeypatch.setattr(train, "_loop", recording)
+    monkeypatch.setattr(training, "loop", recording)
     distill.train_tiny_flux(steps=2, batch=4, lr=1e-3, save_every=1)
     assert (tmp_path / "tiny-flux" / "checkpoint.pt").exists() and len(losses) == 2
     pipe = distill.train_tiny_flux(steps=3, batch=4, lr=1e-3, save_every=1)
     assert len(losses) == 3  # resumed at step 2
     assert pipe.transformer.config.guidance_embeds and torch.isfinite(torch.tensor(losses)).all()
+
+
+def test_training_code_has_no_import_circle():
+    """toy.training is the shared loop; toy.train (recipes) and toy.distill import it, and it imports neither."""
+    import ast
+    from pathlib import Path
+
+    import toy
+
+    def imports(name):
+        tree = ast.parse((Path(toy.__file__).parent / f"{name}.py").read_text())
+        return {a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1 and not n.module for a in n.names} | \
+               {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.level == 1 and n.module}
+    assert not imports("training") & {"train", "distill"}
+    assert "train" not in imports("distill")
 
 
 def test_noisy_captions_name_wrong_words_at_the_set_rate():

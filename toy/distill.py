@@ -18,6 +18,7 @@ from diffusers import AutoencoderKL
 
 from minidiff.pipelines import load_pipeline
 
+from . import training
 from .shapes import caption, train_scenes
 from .tiny_models import TEXT_LEN, build_tiny_flux
 
@@ -26,16 +27,14 @@ GUIDANCE_RANGE = (1.0, 7.0)
 
 def train_tiny_flux(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):
     """Distil tiny-flux from the shipped tiny-flow; checkpoints and resume under ``runs/tiny-flux``."""
-    from . import train
-
     torch.manual_seed(seed)
-    vae = AutoencoderKL.from_pretrained(train.WEIGHTS / "vae").eval()
-    pipe = build_tiny_flux(vae, train.RUNS / "tokenizer-flux")
-    teacher = load_pipeline(str(train.WEIGHTS / "tiny-flow"), device="cpu")
+    vae = AutoencoderKL.from_pretrained(training.WEIGHTS / "vae").eval()
+    pipe = build_tiny_flux(vae, training.RUNS / "tokenizer-flux")
+    teacher = load_pipeline(str(training.WEIGHTS / "tiny-flow"), device="cpu")
     for module in (teacher.transformer, teacher.pipe.text_encoder, teacher.pipe.text_encoder_2):
         module.requires_grad_(False)
-    scenes = train_scenes(train.N_SCENES, seed)
-    z0, captions = train._latents(vae, scenes), [caption(s) for s in scenes]
+    scenes = train_scenes(training.N_SCENES, seed)
+    z0, captions = training.latents(vae, scenes), [caption(s) for s in scenes]
     vocabulary = sorted(set(captions))
     index = torch.tensor([vocabulary.index(c) for c in captions])
     teacher_cond = teacher.embed(vocabulary)  # every caption embedded once: (embeds, pooled)
@@ -63,5 +62,5 @@ def train_tiny_flux(steps: int, batch: int, lr: float, save_every: int, seed: in
         return ((v - target) ** 2).mean()
 
     modules = {"transformer": pipe.transformer, "text_encoder": pipe.text_encoder, "text_encoder_2": pipe.text_encoder_2}
-    train._loop("tiny-flux", modules, loss_fn, steps, lr, save_every)
+    training.loop("tiny-flux", modules, loss_fn, steps, lr, save_every)
     return pipe

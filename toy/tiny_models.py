@@ -139,16 +139,18 @@ def build_tiny_flow(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path 
     )
 
 
-def build_tiny_flux(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path | None = None) -> FluxPipeline:
+def build_tiny_flux(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path | None = None,
+                    guidance_embeds: bool = True) -> FluxPipeline:
     """A randomly initialised tiny-flux pipeline (FLUX.1-dev's architecture): ``CLIPTextModel`` (pooled)
-    and ``T5EncoderModel`` with word-level tokenizers, ``FluxTransformer2DModel`` with a guidance embedding."""
+    and ``T5EncoderModel`` with word-level tokenizers, ``FluxTransformer2DModel`` with a guidance
+    embedding (without one, ``guidance_embeds=False``: FLUX.1-schnell's kind)."""
     folder = Path(tokenizer_dir or mkdtemp())
     return FluxPipeline(
         scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_SCHEDULER), vae=vae or build_vae(),
         text_encoder=CLIPTextModel(text_config()), tokenizer=build_word_tokenizer(list(VOCAB), folder / "clip", TEXT_LEN),
         text_encoder_2=T5EncoderModel(T5Config(vocab_size=len(VOCAB) + 3, **T5_CONFIG)),
         tokenizer_2=build_t5_word_tokenizer(list(VOCAB), folder / "t5", TEXT_LEN),
-        transformer=FluxTransformer2DModel(**FLUX_CONFIG),
+        transformer=FluxTransformer2DModel(**dict(FLUX_CONFIG, guidance_embeds=guidance_embeds)),
     )
 
 

@@ -15,20 +15,17 @@ to replace shipped weights unless given ``--overwrite`` (``--out DIR`` writes el
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 # torch, diffusers and the shapes world are imported inside the functions that use them, so that
 # ``python -m toy.train --help`` answers at once instead of after seconds of imports.
+from . import training
+
 if TYPE_CHECKING:
-    import torch
     from diffusers import AutoencoderKL
 
-RUNS = Path(os.environ.get("MINIDIFF_RUNS", Path(__file__).resolve().parents[1] / "runs"))
-WEIGHTS = Path(__file__).resolve().parent / "weights"  # the shipped models (toy.tiny_models.WEIGHTS)
 DEFAULTS = {  # steps, batch, learning rate (the shipped weights' recipes)
     "vae": (5500, 32, 1e-3),
     "tiny-sd": (6000, 64, 1e-3),
@@ -36,10 +33,8 @@ DEFAULTS = {  # steps, batch, learning rate (the shipped weights' recipes)
     "tiny-flux": (6000, 64, 1e-3),
     "tiny-sd-noisy": (6000, 64, 1e-3),
     "vae-64": (6000, 32, 1e-3),
-    "tiny-sd-64": (10000, 64, 1e-3),
+    "tiny-sd-64": (8000, 64, 1e-3),
 }
-N_SCENES = 20_000  # training scenes (latents are computed once)
-P_UNCOND = 0.1     # prompt dropout: the empty prompt teaches the model ∅ for classifier-free guidance
 # tiny-sd-noisy: each caption word (shape, colour, background) is replaced by a random value with this
 # probability, as web alt-text often names the wrong thing; p(x | c) is then broad and w = 1 follows a
 # prompt far less often than with CFG, so editing needs CFG, as on Stable Diffusion.
@@ -52,55 +47,6 @@ VAE_64_CROP = 32  # vae-64 trains on 32² windows of the 64² renders (it is ful
 # … and then on whole images: GroupNorm's statistics span the image, so a VAE trained on windows only
 # decodes whole images worse (measured: 30.6 dB on 32² windows, 25.1 dB on 64² images after 5 000 steps)
 VAE_64_WHOLE_FROM = 5000  # from this step on, whole 64² renders, half the batch
-
-
-def _checkpoint(path: Path, modules: dict, opt, step: int) -> None:
-    import torch
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    torch.save({"step": step, "opt": opt.state_dict(), **{k: m.state_dict() for k, m in modules.items()}}, tmp)
-    tmp.replace(path)
-
-
-def _resume(path: Path, modules: dict, opt) -> int:
-    if not path.exists():
-        return 0
-    import torch
-
-    state = torch.load(path, weights_only=True)
-    for k, m in modules.items():
-        m.load_state_dict(state[k])
-    opt.load_state_dict(state["opt"])
-    print(f"resumed {path} at step {state['step']}")
-    return state["step"]
-
-
-def _loop(name: str, modules: dict, loss_fn, steps: int, lr: float, save_every: int) -> None:
-    """Adam(W) with warm-up and cosine decay, checkpointing and resuming under runs/<name>."""
-    import torch
-    from tqdm.auto import tqdm
-
-    params = [p for m in modules.values() for p in m.parameters()]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    ckpt = RUNS / name / "checkpoint.pt"
-    start = _resume(ckpt, modules, opt)
-    for m in modules.values():
-        m.train()
-    bar = tqdm(range(start, steps), desc=f"training {name}", initial=start, total=steps)
-    for step in bar:
-        for group in opt.param_groups:
-            group["lr"] = lr * min(1.0, (step + 1) / 200) * 0.5 * (1 + math.cos(math.pi * step / steps))
-        loss = loss_fn(step)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
-        bar.set_postfix(loss=f"{loss.item():.4f}")
-        if (step + 1) % save_every == 0 or step + 1 == steps:
-            _checkpoint(ckpt, modules, opt, step + 1)
-    for m in modules.values():
-        m.eval()
 
 
 def train_vae(steps: int, batch: int, lr: float, save_every: int, seed: int = 0, world: str = "fast") -> AutoencoderKL:
@@ -118,7 +64,7 @@ def train_vae(steps: int, batch: int, lr: float, save_every: int, seed: int = 0,
     else:
         from .shapes import render, train_scenes
 
-        vae, scenes, name, crop = build_vae(), train_scenes(N_SCENES, seed), "vae", None
+        vae, scenes, name, crop = build_vae(), train_scenes(training.N_SCENES, seed), "vae", None
     g = torch.Generator().manual_seed(seed)
 
     def loss_fn(step):
@@ -132,41 +78,11 @@ def train_vae(steps: int, batch: int, lr: float, save_every: int, seed: int = 0,
         recon = vae.decode(posterior.sample(generator=g)).sample
         return ((recon - x) ** 2).mean() + 1e-6 * posterior.kl().mean()
 
-    _loop(name, {"vae": vae}, loss_fn, steps, lr, save_every)
+    training.loop(name, {"vae": vae}, loss_fn, steps, lr, save_every)
     with torch.no_grad():  # SD's convention: scale latents to unit variance
         z = vae.encode(render(scenes[:512])).latent_dist.mean
     vae.register_to_config(scaling_factor=float(1 / z.std()))
     return vae
-
-
-def _latents(vae: AutoencoderKL, scenes, chunk: int = 500, render=None, cache: Path | None = None) -> torch.Tensor:
-    """Scaled VAE latents of ``scenes`` (rendered by ``render``, the fast world's by default), read from
-    ``cache`` when it holds them and written there otherwise, so that a resumed run does not re-encode."""
-    import torch
-    from tqdm.auto import tqdm
-
-    if render is None:
-        from .shapes import render
-
-    if cache is not None and cache.exists():
-        z = torch.load(cache, weights_only=True)
-        if len(z) == len(scenes):
-            return z
-    with torch.no_grad():
-        z = [vae.encode(render(scenes[i:i + chunk])).latent_dist.mean for i in tqdm(range(0, len(scenes), chunk), desc="encoding scenes")]
-        z = torch.cat(z) * vae.config.scaling_factor
-    if cache is not None:
-        cache.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(z, cache.with_suffix(".tmp"))
-        cache.with_suffix(".tmp").replace(cache)
-    return z
-
-
-def _prompts(captions: list[str], idx: torch.Tensor, g: torch.Generator) -> list[str]:
-    import torch
-
-    drop = torch.rand(len(idx), generator=g) < P_UNCOND
-    return ["" if d else captions[i] for i, d in zip(idx.tolist(), drop.tolist())]
 
 
 def noisy_captions(scenes, p_wrong: float, seed: int = 0) -> list[str]:
@@ -201,11 +117,11 @@ def train_tiny_sd(steps: int, batch: int, lr: float, save_every: int, seed: int 
     from .tiny_models import build_tiny_sd
 
     torch.manual_seed(seed)
-    vae = AutoencoderKL.from_pretrained(WEIGHTS / "vae").eval()
-    pipe = build_tiny_sd(vae, RUNS / "tokenizer")
-    scenes = train_scenes(N_SCENES, seed)
+    vae = AutoencoderKL.from_pretrained(training.WEIGHTS / "vae").eval()
+    pipe = build_tiny_sd(vae, training.RUNS / "tokenizer")
+    scenes = train_scenes(training.N_SCENES, seed)
     captions = noisy_captions(scenes, p_wrong, seed) if p_wrong else [caption(s) for s in scenes]
-    return _fit_epsilon(name, pipe, _latents(vae, scenes), captions, steps, batch, lr, save_every, seed)
+    return _fit_epsilon(name, pipe, training.latents(vae, scenes), captions, steps, batch, lr, save_every, seed)
 
 
 def _fit_epsilon(name: str, pipe, z0, captions: list[str], steps: int, batch: int, lr: float, save_every: int, seed: int):
@@ -224,10 +140,10 @@ def _fit_epsilon(name: str, pipe, z0, captions: list[str], steps: int, batch: in
         eps = torch.randn(z0[idx].shape, generator=g)
         ab = alphas_cumprod[t].view(-1, 1, 1, 1)
         zt = ab.sqrt() * z0[idx] + (1 - ab).sqrt() * eps
-        cond = pipe.encode_prompt(_prompts(captions, idx, g), "cpu", 1, False)[0]
+        cond = pipe.encode_prompt(training.prompts(captions, idx, g), "cpu", 1, False)[0]
         return ((pipe.unet(zt, t, encoder_hidden_states=cond).sample - eps) ** 2).mean()
 
-    _loop(name, {"unet": pipe.unet, "text_encoder": pipe.text_encoder}, loss_fn, steps, lr, save_every)
+    training.loop(name, {"unet": pipe.unet, "text_encoder": pipe.text_encoder}, loss_fn, steps, lr, save_every)
     return pipe
 
 
@@ -274,11 +190,11 @@ def train_tiny_sd_64(steps: int, batch: int, lr: float, save_every: int, seed: i
     from .tiny_models import build_tiny_sd_64
 
     torch.manual_seed(seed)
-    vae = AutoencoderKL.from_pretrained(WEIGHTS / "vae-64").eval()
-    pipe = build_tiny_sd_64(vae, RUNS / "tokenizer-64")
+    vae = AutoencoderKL.from_pretrained(training.WEIGHTS / "vae-64").eval()
+    pipe = build_tiny_sd_64(vae, training.RUNS / "tokenizer-64")
     scenes = sample_scenes(N_SCENES_64, seed)
     captions = noisy_detailed_captions(scenes, P_WRONG_WORD_64, seed)
-    z0 = _latents(vae, scenes, render=render, cache=RUNS / "tiny-sd-64" / f"latents-{N_SCENES_64}-{seed}.pt")
+    z0 = training.latents(vae, scenes, render=render, cache=training.RUNS / "tiny-sd-64" / f"latents-{N_SCENES_64}-{seed}.pt")
     return _fit_epsilon("tiny-sd-64", pipe, z0, captions, steps, batch, lr, save_every, seed)
 
 
@@ -292,10 +208,10 @@ def train_tiny_flow(steps: int, batch: int, lr: float, save_every: int, seed: in
     from .tiny_models import TEXT_LEN, build_tiny_flow
 
     torch.manual_seed(seed)
-    vae = AutoencoderKL.from_pretrained(WEIGHTS / "vae").eval()
-    pipe = build_tiny_flow(vae, RUNS / "tokenizer")
-    scenes = train_scenes(N_SCENES, seed)
-    z0, captions = _latents(vae, scenes), [caption(s) for s in scenes]
+    vae = AutoencoderKL.from_pretrained(training.WEIGHTS / "vae").eval()
+    pipe = build_tiny_flow(vae, training.RUNS / "tokenizer")
+    scenes = train_scenes(training.N_SCENES, seed)
+    z0, captions = training.latents(vae, scenes), [caption(s) for s in scenes]
     g = torch.Generator().manual_seed(seed)
 
     def loss_fn(step):
@@ -303,14 +219,14 @@ def train_tiny_flow(steps: int, batch: int, lr: float, save_every: int, seed: in
         t = torch.sigmoid(torch.randn(batch, generator=g)).view(-1, 1, 1, 1)
         eps = torch.randn(z0[idx].shape, generator=g)
         zt = (1 - t) * z0[idx] + t * eps
-        embeds, _, pooled, _ = pipe.encode_prompt(_prompts(captions, idx, g), None, None, device="cpu",
+        embeds, _, pooled, _ = pipe.encode_prompt(training.prompts(captions, idx, g), None, None, device="cpu",
                                                   do_classifier_free_guidance=False, max_sequence_length=TEXT_LEN)
         v = pipe.transformer(hidden_states=zt, timestep=t.flatten() * 1000, encoder_hidden_states=embeds,
                              pooled_projections=pooled).sample
         return ((v - (eps - z0[idx])) ** 2).mean()
 
     modules = {"transformer": pipe.transformer, "text_encoder": pipe.text_encoder, "text_encoder_2": pipe.text_encoder_2}
-    _loop("tiny-flow", modules, loss_fn, steps, lr, save_every)
+    training.loop("tiny-flow", modules, loss_fn, steps, lr, save_every)
     return pipe
 
 
@@ -361,7 +277,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    out = args.out or WEIGHTS / args.recipe
+    out = args.out or training.WEIGHTS / args.recipe
     if out.exists() and not args.overwrite:
         raise SystemExit(f"{out} exists; pass --overwrite to replace it, or --out to write elsewhere.")
     import torch
@@ -369,7 +285,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.fresh:
-        shutil.rmtree(RUNS / args.recipe, ignore_errors=True)
+        shutil.rmtree(training.RUNS / args.recipe, ignore_errors=True)
     steps, batch, lr = DEFAULTS[args.recipe]
     model = RECIPES[args.recipe](args.steps or steps, args.batch or batch, args.lr or lr, args.save_every)
     save(model, out)
