@@ -130,7 +130,7 @@ def regime(pipe, n_prompts: int = N_PROMPTS, steps: int = STEPS) -> dict:
     out = {}
     for split, key in (("heldout", "prompt_acc"), ("unseen", "prompt_acc_unseen")):
         for w, suffix in ((1.0, "w1"), (GUIDANCE, "w7_5")):
-            images = md.generate(pipe, prompts[split], w, steps)
+            images = md.generate(pipe, prompts[split], guidance=w, steps=steps)
             out[f"{key}_{suffix}"] = round(prompt_accuracy(images, prompts[split]), 3)
     return out
 
@@ -206,7 +206,7 @@ def freeinv_figures(pipe, n: int = N_RECON) -> dict:
         for key, transforms in (("freeinv", FLIPS), ("freeinv_rot", ROTATIONS)):
             schedule = md.per_image_schedule(n, steps, transforms, torch.Generator().manual_seed(steps))
             inv = md.freeinv_invert(pipe, z0, cond, steps, schedule=schedule)
-            free = _per_image_psnr(images, pipe.decode(md.freeinv_sample(pipe, inv.latent, inv.schedule, cond, steps)))
+            free = _per_image_psnr(images, pipe.decode(md.freeinv_sample(pipe, inv.latent, schedule=inv.schedule, cond=cond, steps=steps)))
             out[f"{key}_recon_psnr_{steps}"], out[f"{key}_recon_psnr_{steps}_se"] = (round(v, 3) for v in md.mean_se(free))
             out[f"{key}_gain_{steps}"], out[f"{key}_gain_{steps}_se"] = (round(v, 3) for v in md.mean_se(free - ddim))
     return out

@@ -23,11 +23,11 @@ FLUX_GUIDANCE, FLOW_GUIDANCE = 3.5, 5.0  # sampling guidance: FLUX.1-dev's defau
 
 def _seconds_per_image(model, prompts: list[str], guidance: float, steps: int, repeats: int = 3) -> float:
     """Wall-clock seconds per image when ``prompts`` are sampled as one batch (best of ``repeats``)."""
-    md.generate(model, prompts, guidance, steps)  # warm-up
+    md.generate(model, prompts, guidance=guidance, steps=steps)  # warm-up
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        md.generate(model, prompts, guidance, steps)
+        md.generate(model, prompts, guidance=guidance, steps=steps)
         times.append(time.perf_counter() - start)
     return min(times) / len(prompts)
 
@@ -40,11 +40,11 @@ def freeinv_figures(flux, steps: int = 20, seeds=range(3)) -> dict[str, float]:
     z0 = flux.encode(images)
     plain = md.psnr(images, flux.decode(md.flow_sample(flux, md.flow_invert(flux, z0, cond, steps), cond, steps)))
     out = {"flux_inversion_psnr": plain}
-    for key, transforms in (("flux_freeinv_psnr", ROTATIONS), ("flux_freeinv_packed_psnr", PATCH_GRID_ROTATIONS)):
+    for key, candidates in (("flux_freeinv_psnr", ROTATIONS), ("flux_freeinv_packed_psnr", PATCH_GRID_ROTATIONS)):
         values = []
         for seed in seeds:
-            inv = md.freeinv_invert(flux, z0, cond, steps, transforms=transforms, generator=torch.Generator().manual_seed(seed))
-            values.append(md.psnr(images, flux.decode(md.freeinv_sample(flux, inv.latent, inv.schedule, cond, steps))))
+            inv = md.freeinv_invert(flux, z0, cond, steps, candidates=candidates, generator=torch.Generator().manual_seed(seed))
+            values.append(md.psnr(images, flux.decode(md.freeinv_sample(flux, inv.latent, schedule=inv.schedule, cond=cond, steps=steps))))
         out[key] = sum(values) / len(values)
     return out
 
@@ -52,7 +52,7 @@ def freeinv_figures(flux, steps: int = 20, seeds=range(3)) -> dict[str, float]:
 def run() -> dict:
     flow, flux = load_pipeline("tiny-flow", device="cpu"), load_pipeline("tiny-flux", device="cpu")
     prompts = [caption(s) for s in heldout_scenes(N_PROMPTS, seed=1)]
-    figures: dict = {"flux_prompt_acc": prompt_accuracy(md.generate(flux, prompts, FLUX_GUIDANCE, FLUX_SETTING.steps), prompts)}
+    figures: dict = {"flux_prompt_acc": prompt_accuracy(md.generate(flux, prompts, guidance=FLUX_GUIDANCE, steps=FLUX_SETTING.steps), prompts)}
     # throughput in batches of 60 (what the notebooks do), and the latency of one image, where the
     # tiny transformers' per-call overhead rather than their arithmetic dominates
     for name, model, w in (("flux", flux, FLUX_GUIDANCE), ("flow", flow, FLOW_GUIDANCE)):

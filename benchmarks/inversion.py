@@ -33,8 +33,8 @@ def run() -> dict:
 
     zT_1, ddim_seconds = _timed(lambda: md.ddim_invert(model, z0, cond, STEPS))
     zT_75 = md.ddim_invert(model, z0, cond, STEPS, GUIDANCE, null)
-    nti, nti_seconds = _timed(lambda: md.null_text_invert(model, z0, cond, null, STEPS, GUIDANCE))
-    glob = md.null_text_invert(model, z0, cond, null, STEPS, GUIDANCE, per_step=False)
+    nti, nti_seconds = _timed(lambda: md.null_text_invert(model, z0, cond, null=null, steps=STEPS, guidance=GUIDANCE))
+    glob = md.null_text_invert(model, z0, cond, null=null, steps=STEPS, guidance=GUIDANCE, per_step=False)
     figures = {
         "vae_psnr": md.psnr(images, model.decode(z0)),
         "ddim_w1_psnr": decode_psnr(md.ddim_sample(model, zT_1, cond, STEPS)),
@@ -52,7 +52,7 @@ def run() -> dict:
         inv, t_f = _timed(lambda: md.freeinv_invert(model, z0, cond, steps, generator=torch.Generator().manual_seed(0)))
         ddim_time, freeinv_time = ddim_time + t_d, freeinv_time + t_f
         figures["ddim_psnr"][str(steps)] = round(decode_psnr(md.ddim_sample(model, zD, cond, steps)), 3)
-        figures["freeinv_psnr"][str(steps)] = round(decode_psnr(md.freeinv_sample(model, inv.latent, inv.schedule, cond, steps)), 3)
+        figures["freeinv_psnr"][str(steps)] = round(decode_psnr(md.freeinv_sample(model, inv.latent, schedule=inv.schedule, cond=cond, steps=steps)), 3)
     figures["ddim_invert_seconds"], figures["freeinv_invert_seconds"] = ddim_time, freeinv_time
 
     # P2P under the editing benchmark's protocol (benchmarks/editing.py): its 30 cases, null-text at

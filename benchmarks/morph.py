@@ -45,9 +45,9 @@ def evaluate_pair(model, pair, *, steps=STEPS, ti_iters=TI_ITERS, lora_iters=LOR
     g = lambda k: torch.Generator().manual_seed(seed + k)  # noqa: E731
     fit = dict(steps=steps, ti_iters=ti_iters, lora_iters=lora_iters, uncond_iters=uncond_iters, distance=dist)
     start = time.perf_counter()
-    morph = md.impus_morph(model, z0, cond, model.null, generator=g(0), **fit)
+    morph = md.impus_morph(model, z0, cond, null=model.null, generator=g(0), **fit)
     fit_seconds = time.perf_counter() - start
-    no_ti = md.impus_morph(model, z0, cond, model.null, invert_text=False, generator=g(0), **fit)
+    no_ti = md.impus_morph(model, z0, cond, null=model.null, invert_text=False, generator=g(0), **fit)
     xT = md.ddim_invert(model, z0, cond, steps)
     samplers = {
         "impus": morph.images,

@@ -30,13 +30,13 @@ def run() -> dict[str, float]:
     flow = load_pipeline("tiny-flow", device="cpu")
     images = render(scenes)
     figures = {"vae_psnr": md.psnr(images, sd.decode(sd.encode(images)))}
-    figures["sd_prompt_acc"] = prompt_accuracy(md.generate(sd, prompts, SD_GUIDANCE, 50, seed=0), prompts)
-    figures["flow_prompt_acc"] = prompt_accuracy(md.generate(flow, prompts, FLOW_GUIDANCE, 50, seed=0), prompts)
+    figures["sd_prompt_acc"] = prompt_accuracy(md.generate(sd, prompts, guidance=SD_GUIDANCE, steps=50, seed=0), prompts)
+    figures["flow_prompt_acc"] = prompt_accuracy(md.generate(flow, prompts, guidance=FLOW_GUIDANCE, steps=50, seed=0), prompts)
     start = time.perf_counter()
-    md.generate(sd, prompts[:1], SD_GUIDANCE, 50, seed=0)
+    md.generate(sd, prompts[:1], guidance=SD_GUIDANCE, steps=50, seed=0)
     figures["sd_seconds_per_image"] = time.perf_counter() - start
     start = time.perf_counter()
-    md.generate(flow, prompts[:1], FLOW_GUIDANCE, 50, seed=0)
+    md.generate(flow, prompts[:1], guidance=FLOW_GUIDANCE, steps=50, seed=0)
     figures["flow_seconds_per_image"] = time.perf_counter() - start
     figures["weights_mb"] = weights_mb()
     out = {k: round(v, 4) for k, v in figures.items()}

@@ -27,6 +27,8 @@ from .impus import (
     textual_inversion,
 )
 from .perceptual import perceptual_distance
+from .p2p import P2PEdit, p2p_sample
+from .pipelines import load_pipeline, wrap
 from .stats import Claims, bootstrap_se, fmt, mean_se, significant
 from .metrics import (
     masked_psnr,
@@ -46,5 +48,5 @@ __all__ = [
     "psnr", "reconstruction_error", "transport_cost", "w2_squared",
     "ImpusMorph", "MorphDenoiser", "PathLength", "PathMetrics", "PerceptualAlphas", "impus_guidance", "impus_morph", "lerp", "lora_rank",
     "path_metrics", "perceptual_alphas", "perceptual_path_length", "relative_ppd", "slerp", "textual_inversion",
-    "perceptual_distance", "Claims", "bootstrap_se", "fmt", "mean_se", "significant",
+    "perceptual_distance", "P2PEdit", "p2p_sample", "load_pipeline", "wrap", "Claims", "bootstrap_se", "fmt", "mean_se", "significant",
 ]

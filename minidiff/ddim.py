@@ -20,7 +20,7 @@ from .progress import progress_bar
 from .denoiser import Denoiser, check_denoiser, guided
 
 
-def ddim_schedulers(denoiser: Denoiser, steps: int) -> tuple[DDIMScheduler, DDIMInverseScheduler]:
+def ddim_schedulers(denoiser: Denoiser, steps: int = 50) -> tuple[DDIMScheduler, DDIMInverseScheduler]:
     """The sampling and inversion schedulers of ``denoiser``, set to ``steps`` steps.
 
     Both are built from the model's own scheduler config; ``clip_sample`` is forced off because
@@ -69,13 +69,13 @@ def _run(scheduler, denoiser, x, *, cond, guidance, null, transforms, trajectory
 @torch.no_grad()
 def ddim_invert(
     denoiser: Denoiser,
-    x0: torch.Tensor,
+    x: torch.Tensor,
     cond: torch.Tensor | None = None,
     steps: int = 50,
     guidance: float = 1.0,
     null: torch.Tensor | None = None,
     *,
-    transforms: list | None = None,
+    schedule: list | None = None,
     trajectory: list | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
@@ -83,47 +83,53 @@ def ddim_invert(
 
     Args:
         denoiser: an ε-prediction denoiser.
-        x0: clean latents, shape (B, ...).
+        x: clean latents x_0, shape (B, ...).
         cond: conditioning embedding, shape (B or 1, ...), or None.
         steps: number of inversion steps T.
         guidance: classifier-free guidance scale w used while inverting (1 = none).
         null: unconditional embedding, needed when ``guidance != 1``; or a list of T embeddings, one
             per step in the order the steps run (null-text inversion's ∅_t).
-        transforms: optional list of T invertible transformations f, one per step, in the order the
-            steps run; the prediction is then f⁻¹(ε̂(f(x))) (FreeInv, :mod:`minidiff.freeinv`).
+        schedule: optional list of T invertible transformations f, one per noise interval, in
+            inversion order (``schedule[i]`` between the i-th and (i+1)-th levels from the data); the
+            prediction is then f⁻¹(ε̂(f(x))) (FreeInv, :mod:`minidiff.freeinv`). Every sampler takes
+            the same list in the same order and walks it backwards.
         trajectory: a list to which x_0, x_{t_1}, …, x_{t_T} (T + 1 tensors) are appended.
         progress: show a tqdm progress bar.
 
     Returns:
         x_T, shape (B, ...).
     """
-    check_latents(x0, "x0")
+    check_latents(x, "x")
     _, inverter = ddim_schedulers(denoiser, steps)
-    return _run(inverter, denoiser, x0, cond=cond, guidance=guidance, null=null, transforms=transforms,
+    return _run(inverter, denoiser, x, cond=cond, guidance=guidance, null=null, transforms=schedule,
                 trajectory=trajectory, progress=progress, desc="DDIM inversion")
 
 
 @torch.no_grad()
 def ddim_sample(
     denoiser: Denoiser,
-    xT: torch.Tensor,
+    x: torch.Tensor,
     cond: torch.Tensor | None = None,
     steps: int = 50,
     guidance: float = 1.0,
     null: torch.Tensor | None = None,
     *,
-    transforms: list | None = None,
+    schedule: list | None = None,
     trajectory: list | None = None,
     callback=None,
     progress: bool = False,
 ) -> torch.Tensor:
     """Deterministic DDIM sampling (η = 0) from x_T down to x_0.
 
-    Arguments as in :func:`ddim_invert`; ``trajectory`` receives [x_{t_T}, …, x_{t_1}, x_0], the
-    inversion trajectory's order reversed; ``callback(i, x)``, if given, returns the latent that step i
-    hands on to the next. Returns x_0, shape (B, ...).
+    Arguments as in :func:`ddim_invert`, ``x`` being x_T; ``schedule`` is in inversion order (as
+    :func:`ddim_invert` took it and :func:`~minidiff.freeinv_invert` returns it) and is walked
+    backwards, so each interval uses the transformation it was inverted with; ``null``'s per-step list
+    is in sampling order; ``trajectory`` receives [x_{t_T}, …, x_{t_1}, x_0], the inversion
+    trajectory's order reversed; ``callback(i, x)``, if given, returns the latent that step i hands on
+    to the next. Returns x_0, shape (B, ...).
     """
-    check_latents(xT, "xT")
+    check_latents(x, "x")
     sampler, _ = ddim_schedulers(denoiser, steps)
-    return _run(sampler, denoiser, xT, cond=cond, guidance=guidance, null=null, transforms=transforms,
+    return _run(sampler, denoiser, x, cond=cond, guidance=guidance, null=null,
+                transforms=None if schedule is None else list(schedule)[::-1],
                 trajectory=trajectory, progress=progress, desc="DDIM sampling", callback=callback)

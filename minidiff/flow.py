@@ -14,7 +14,7 @@ from .progress import progress_bar
 from .denoiser import Denoiser, check_denoiser, guided
 
 
-def flow_sigmas(denoiser: Denoiser, steps: int) -> torch.Tensor:
+def flow_sigmas(denoiser: Denoiser, steps: int = 50) -> torch.Tensor:
     """The time grid t_0 = 1 > … > t_T = 0, shape (steps + 1,).
 
     A model whose pipeline passes extra arguments to ``set_timesteps`` (Flux: the shift ``mu`` and its
@@ -49,46 +49,48 @@ def _euler(denoiser, x, grid, *, cond, guidance, null, transforms=None, trajecto
 @torch.no_grad()
 def flow_sample(
     denoiser: Denoiser,
-    x1: torch.Tensor,
+    x: torch.Tensor,
     cond: torch.Tensor | None = None,
     steps: int = 50,
     guidance: float = 1.0,
     null: torch.Tensor | None = None,
     *,
-    transforms: list | None = None,
+    schedule: list | None = None,
     trajectory: list | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
-    """Euler integration of dx/dt = v_θ(x, t) from t = 1 (noise ``x1``, shape (B, ...)) to t = 0.
+    """Euler integration of dx/dt = v_θ(x, t) from t = 1 (noise ``x`` = x_1, shape (B, ...)) to t = 0.
 
     Returns x_0; ``trajectory``, a list, receives [x_{t_0}, …, x_{t_T}] (T + 1 tensors);
-    ``transforms``, one per step in the order the steps run, as in :func:`~minidiff.ddim_sample`.
+    ``schedule`` is in inversion order and walked backwards, as in :func:`~minidiff.ddim_sample`.
     """
-    check_latents(x1, "x1")
+    check_latents(x, "x")
     sigmas = flow_sigmas(denoiser, steps)
-    return _euler(denoiser, x1, sigmas, cond=cond, guidance=guidance, null=null, transforms=transforms,
+    return _euler(denoiser, x, sigmas, cond=cond, guidance=guidance, null=null,
+                  transforms=None if schedule is None else list(schedule)[::-1],
                   trajectory=trajectory, progress=progress, desc="flow sampling")
 
 
 @torch.no_grad()
 def flow_invert(
     denoiser: Denoiser,
-    x0: torch.Tensor,
+    x: torch.Tensor,
     cond: torch.Tensor | None = None,
     steps: int = 50,
     guidance: float = 1.0,
     null: torch.Tensor | None = None,
     *,
-    transforms: list | None = None,
+    schedule: list | None = None,
     trajectory: list | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
-    """Euler integration of the same ODE backwards, from data ``x0`` (B, ...) at t = 0 up to t = 1.
+    """Euler integration of the same ODE backwards, from data ``x`` = x_0 (B, ...) at t = 0 up to t = 1.
 
     Each step uses the velocity at the current (less noisy) point, the flow analogue of DDIM
-    inversion's approximation. Returns x_1; ``trajectory`` receives [x_{t_T}, …, x_{t_0}].
+    inversion's approximation. Returns x_1; ``trajectory`` receives [x_{t_T}, …, x_{t_0}];
+    ``schedule``, in inversion order, as in :func:`~minidiff.ddim_invert`.
     """
-    check_latents(x0, "x0")
+    check_latents(x, "x")
     sigmas = flow_sigmas(denoiser, steps)
-    return _euler(denoiser, x0, sigmas.flip(0), cond=cond, guidance=guidance, null=null, transforms=transforms,
+    return _euler(denoiser, x, sigmas.flip(0), cond=cond, guidance=guidance, null=null, transforms=schedule,
                   trajectory=trajectory, progress=progress, desc="flow inversion")

@@ -31,7 +31,7 @@ def _start(denoiser: Denoiser, x_src: torch.Tensor, steps: int, n_max: int) -> t
 @torch.no_grad()
 def inversion_edit(
     denoiser: Denoiser,
-    x_src: torch.Tensor,
+    x: torch.Tensor,
     cond_src,
     cond_tar,
     steps: int = 50,
@@ -40,17 +40,17 @@ def inversion_edit(
     guidance_tar: float = 13.5,
     null=None,
 ) -> torch.Tensor:
-    """Edit by inversion: Euler up from ``x_src`` (B, ...) to t_{T − n_max} with the source prompt at
+    """Edit by inversion: Euler up from ``x`` = X_src (B, ...) to t_{T − n_max} with the source prompt at
     ``guidance_src``, then down with the target prompt at ``guidance_tar``. Returns (B, ...)."""
-    grid = _start(denoiser, x_src, steps, n_max)
-    z = _euler(denoiser, x_src, grid.flip(0), cond=cond_src, guidance=guidance_src, null=null)
+    grid = _start(denoiser, x, steps, n_max)
+    z = _euler(denoiser, x, grid.flip(0), cond=cond_src, guidance=guidance_src, null=null)
     return _euler(denoiser, z, grid, cond=cond_tar, guidance=guidance_tar, null=null)
 
 
 @torch.no_grad()
 def sdedit(
     denoiser: Denoiser,
-    x_src: torch.Tensor,
+    x: torch.Tensor,
     cond_tar,
     steps: int = 50,
     n_max: int = 33,
@@ -59,8 +59,8 @@ def sdedit(
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """SDEdit at FlowEdit's strength: Z = (1 − t)X_src + tN at t = t_{T − n_max}, then the target prompt's
-    ODE down to 0. ``x_src`` (B, ...) → (B, ...)."""
-    grid = _start(denoiser, x_src, steps, n_max)
+    ODE down to 0. ``x`` = X_src (B, ...) → (B, ...)."""
+    grid = _start(denoiser, x, steps, n_max)
     t = grid[0]
-    noise = torch.randn(x_src.shape, generator=generator, dtype=x_src.dtype).to(x_src.device)
-    return _euler(denoiser, (1 - t) * x_src + t * noise, grid, cond=cond_tar, guidance=guidance_tar, null=null)
+    noise = torch.randn(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+    return _euler(denoiser, (1 - t) * x + t * noise, grid, cond=cond_tar, guidance=guidance_tar, null=null)

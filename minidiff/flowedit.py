@@ -22,7 +22,7 @@ from .flow import _euler, flow_sigmas
 @torch.no_grad()
 def flowedit(
     denoiser: Denoiser,
-    x_src: torch.Tensor,
+    x: torch.Tensor,
     cond_src: torch.Tensor | None,
     cond_tar: torch.Tensor | None,
     steps: int = 50,
@@ -37,11 +37,11 @@ def flowedit(
     trajectory: list | None = None,
     progress: bool = False,
 ) -> torch.Tensor:
-    """Edit ``x_src`` from the source condition to the target condition (FlowEdit, Algorithm 1).
+    """Edit ``x`` = X_src from the source condition to the target condition (FlowEdit, Algorithm 1).
 
     Args:
         denoiser: a velocity denoiser; it gives V_src (and V_tar unless ``target`` is given).
-        x_src: source latents X_src, shape (B, ...).
+        x: the source latents X_src, shape (B, ...).
         cond_src: source conditioning embedding (B or 1, ...), or None.
         cond_tar: target conditioning embedding (B or 1, ...), or None.
         steps: T, the number of steps of the full time grid (defaults: SD3's 50).
@@ -60,8 +60,9 @@ def flowedit(
     Returns:
         The edited latents, shape (B, ...).
     """
-    check_latents(x_src, "x_src")
+    check_latents(x, "x")
     check_steps(steps, 1000)
+    x_src = x
     if not 0 <= n_min < n_max <= steps:
         raise ValueError(f"need 0 <= n_min < n_max <= steps, got n_min={n_min}, n_max={n_max}, steps={steps}.")
     check_steps(n_avg, 10_000, "n_avg")

@@ -112,21 +112,22 @@ PATCH_GRID_ROTATIONS = tuple(PatchGridRotation(k) for k in range(4))
 
 
 class BranchAverage:
-    """MBDI's denoiser: the average of :math:`f_i^{-1}(\\varepsilon_\\theta(f_i(x), t, c))` over all transforms
+    """MBDI's denoiser: the average of :math:`f_i^{-1}(\\varepsilon_\\theta(f_i(x), t, c))` over all ``candidates``
     (N model calls per step; the official code's "ensemble" ablation)."""
 
-    def __init__(self, denoiser: Denoiser, transforms=ROTATIONS):
-        self.denoiser, self.transforms = denoiser, tuple(transforms)
+    def __init__(self, denoiser: Denoiser, candidates=ROTATIONS):
+        self.denoiser, self.candidates = denoiser, tuple(candidates)
         self.prediction, self.scheduler_config = denoiser.prediction, denoiser.scheduler_config
 
     def __call__(self, x, t, cond):
-        return sum(f.inverse(self.denoiser(f(x), t, cond)) for f in self.transforms) / len(self.transforms)
+        return sum(f.inverse(self.denoiser(f(x), t, cond)) for f in self.candidates) / len(self.candidates)
 
 
-def random_schedule(steps: int, transforms=ROTATIONS, generator: torch.Generator | None = None) -> list[Transform]:
-    """One transformation per inversion step, drawn uniformly: the Monte-Carlo branch choice."""
-    idx = torch.randint(len(transforms), (steps,), generator=generator)
-    return [transforms[i] for i in idx.tolist()]
+def random_schedule(steps: int = 50, candidates=ROTATIONS, generator: torch.Generator | None = None) -> list[Transform]:
+    """One transformation per inversion step, drawn uniformly from ``candidates``: the Monte-Carlo
+    branch choice. A schedule is always in inversion order (see :func:`~minidiff.ddim_invert`)."""
+    idx = torch.randint(len(candidates), (steps,), generator=generator)
+    return [candidates[i] for i in idx.tolist()]
 
 
 class PerImage:
@@ -153,10 +154,11 @@ class PerImage:
                              "draw the schedule for this batch (per_image_schedule).")
 
 
-def per_image_schedule(n: int, steps: int, transforms=ROTATIONS, generator: torch.Generator | None = None) -> list[PerImage]:
-    """A FreeInv schedule for a batch of ``n`` images, each with its own random draws (so that the
-    images' errors are independent, and a standard error over them means what it says)."""
-    draws = [random_schedule(steps, transforms, generator) for _ in range(n)]
+def per_image_schedule(n: int, steps: int = 50, candidates=ROTATIONS, generator: torch.Generator | None = None) -> list[PerImage]:
+    """A FreeInv schedule for a batch of ``n`` images, each with its own random draws from
+    ``candidates`` (so that the images' errors are independent, and a standard error over them means
+    what it says); in inversion order."""
+    draws = [random_schedule(steps, candidates, generator) for _ in range(n)]
     return [PerImage(fs) for fs in zip(*draws)]
 
 
@@ -166,8 +168,9 @@ class FreeInvInversion:
 
     Attributes:
         latent: x_T, shape (B, ...).
-        schedule: the transformation used at each inversion step, in the order the steps ran; pass
-            it to :func:`freeinv_sample`, which pops it last in, first out.
+        schedule: the transformation used at each inversion step, in inversion order (the order the
+            steps ran); pass it as it is to :func:`freeinv_sample`, :func:`~minidiff.ddim_sample` or
+            :func:`~minidiff.p2p_sample`, which walk it backwards.
     """
 
     latent: torch.Tensor
@@ -176,40 +179,42 @@ class FreeInvInversion:
 
 def freeinv_invert(
     denoiser: Denoiser,
-    x0: torch.Tensor,
+    x: torch.Tensor,
     cond: torch.Tensor | None = None,
     steps: int = 50,
     guidance: float = 1.0,
     null: torch.Tensor | None = None,
     *,
-    transforms=ROTATIONS,
+    candidates=ROTATIONS,
     generator: torch.Generator | None = None,
     schedule: list[Transform] | None = None,
     trajectory: list | None = None,
 ) -> FreeInvInversion:
-    """FreeInv inversion of ``x0`` (B, ...): DDIM inversion (flow inversion for velocity models) whose
-    step i predicts through the transformation ``schedule[i]`` (drawn from ``transforms`` unless given).
+    """FreeInv inversion of ``x`` = x_0 (B, ...): DDIM inversion (flow inversion for velocity models)
+    whose step i predicts through the transformation ``schedule[i]`` (drawn uniformly from
+    ``candidates`` unless given).
 
     ``trajectory``, a list, receives x_0, …, x_T as in :func:`~minidiff.ddim_invert`.
     """
-    schedule = list(schedule) if schedule is not None else random_schedule(steps, transforms, generator)
+    schedule = list(schedule) if schedule is not None else random_schedule(steps, candidates, generator)
     invert = flow_invert if denoiser.prediction == "velocity" else ddim_invert
-    latent = invert(denoiser, x0, cond, steps, guidance, null, transforms=schedule, trajectory=trajectory)
+    latent = invert(denoiser, x, cond, steps, guidance, null, schedule=schedule, trajectory=trajectory)
     return FreeInvInversion(latent, schedule)
 
 
 def freeinv_sample(
     denoiser: Denoiser,
-    xT: torch.Tensor,
-    schedule: list[Transform],
+    x: torch.Tensor,
     cond: torch.Tensor | None = None,
     steps: int = 50,
     guidance: float = 1.0,
-    null=None,
+    null: torch.Tensor | None = None,
     *,
+    schedule: list[Transform],
     trajectory: list | None = None,
 ) -> torch.Tensor:
-    """Reconstruction (or an edit's source branch) from FreeInv's x_T, popping the inversion's
-    transformations in reverse order so each timestep uses the transformation it was inverted with."""
+    """Reconstruction (or an edit's source branch) from FreeInv's x_T (``x``), walking the inversion's
+    ``schedule`` (as :func:`freeinv_invert` returns it) backwards, so each timestep uses the
+    transformation it was inverted with."""
     sample = flow_sample if denoiser.prediction == "velocity" else ddim_sample
-    return sample(denoiser, xT, cond, steps, guidance, null, transforms=schedule[::-1], trajectory=trajectory)
+    return sample(denoiser, x, cond, steps, guidance, null, schedule=schedule, trajectory=trajectory)

@@ -10,17 +10,17 @@ from .flow import flow_sample
 
 
 @torch.no_grad()
-def generate(model, prompts: str | list[str], guidance: float = 7.5, steps: int = 50, seed: int = 0,
+def generate(denoiser, prompts: str | list[str], steps: int = 50, guidance: float = 7.5, seed: int = 0,
              progress: bool = False, batch_size: int | None = None) -> torch.Tensor:
     """Sample images for ``prompts`` with classifier-free guidance.
 
     DDIM for ε models, Euler on the flow ODE for velocity models, from seeded Gaussian latents.
 
     Args:
-        model: an image adapter (``minidiff.pipelines``): ``embed``, ``null``, ``noise``, ``decode``.
+        denoiser: an image adapter (``minidiff.pipelines``): ``embed``, ``null``, ``noise``, ``decode``.
         prompts: one prompt or a list of B prompts.
-        guidance: CFG scale w.
         steps: sampling steps.
+        guidance: CFG scale w (a guidance-distilled model takes it as its input).
         seed: seeds the initial latents.
         progress: show a progress bar.
         batch_size: sample at most this many images at a time (GPU memory at full scale); the noise is
@@ -30,9 +30,9 @@ def generate(model, prompts: str | list[str], guidance: float = 7.5, steps: int 
         Images, shape (B, 3, H, W), in [−1, 1].
     """
     check_seed(seed)
-    cond = model.embed(prompts)
+    cond = denoiser.embed(prompts)
     batch = (cond[0] if isinstance(cond, tuple) else cond).shape[0]
-    noise = model.noise(batch, torch.Generator().manual_seed(seed))
-    sample = ddim_sample if model.prediction == "epsilon" else flow_sample
-    return torch.cat([model.decode(sample(model, noise[part], take(cond, part), steps, guidance, model.null, progress=progress))
+    noise = denoiser.noise(batch, torch.Generator().manual_seed(seed))
+    sample = ddim_sample if denoiser.prediction == "epsilon" else flow_sample
+    return torch.cat([denoiser.decode(sample(denoiser, noise[part], take(cond, part), steps, guidance, denoiser.null, progress=progress))
                       for part in batches(batch, batch_size)])

@@ -359,13 +359,13 @@ class _Frozen:
             p.requires_grad_(self.saved.get(n, False))
 
 
-def textual_inversion(denoiser, z0: torch.Tensor, cond: torch.Tensor, iters: int = 200, lr: float = 2e-3,
+def textual_inversion(denoiser, x: torch.Tensor, cond: torch.Tensor, iters: int = 200, lr: float = 2e-3,
                       generator: torch.Generator | None = None, progress: bool = False) -> tuple[torch.Tensor, list[float]]:
     """Textual inversion of each image's conditional embedding (step 1).
 
     Args:
         denoiser: an ε-prediction denoiser whose conditioning is an embedding tensor.
-        z0: clean latents, shape (B, ...).
+        x: clean latents x_0, shape (B, ...).
         cond: initial embeddings (B, L, D), one per image (the prompts').
         iters: Adam iterations (one random t and ε per image each).
         lr: Adam's learning rate (IMPUS: 2e-3).
@@ -373,7 +373,8 @@ def textual_inversion(denoiser, z0: torch.Tensor, cond: torch.Tensor, iters: int
     Returns:
         The optimised embeddings (B, L, D) and the loss of each iteration.
     """
-    check_latents(z0, "z0")
+    check_latents(x, "x")
+    z0 = x
     if cond.shape[0] != z0.shape[0]:
         raise ValueError(f"need one embedding per image: {z0.shape[0]} latents but {cond.shape[0]} embeddings.")
     emb = cond.detach().clone().requires_grad_(True)
@@ -417,7 +418,7 @@ class ImpusMorph:
         base_latents: x_T¹, x_T² from the inversion before any LoRA, shape (2, C, h, w).
         null: the unconditional embedding ∅ (1, L, D).
         steps: DDIM steps of inversion and sampling.
-        guidance_scale: s in w(α) = s − s|α − ½|.
+        guidance: s in w(α) = s − s|α − ½|.
         rank: the conditional LoRA's rank (None without LoRA).
         rppd: the rPPD measured before adaptation (None when the rank was given).
         variance: Var(x_T) of each endpoint before adaptation, shape (2,); ``variance_ok`` whether both
@@ -432,7 +433,7 @@ class ImpusMorph:
     base_latents: torch.Tensor
     null: torch.Tensor
     steps: int
-    guidance_scale: float
+    guidance: float
     rank: int | None
     rppd: float | None
     variance: torch.Tensor
@@ -449,7 +450,7 @@ class ImpusMorph:
         """Latents x₀(α) (N, C, h, w) for α (N,): lerp of embeddings, slerp of x_T, CFG at w(α)
         (or the given ``guidance``, a float or one value per α)."""
         alphas = torch.as_tensor(alphas, dtype=torch.float32).reshape(-1)
-        w = impus_guidance(alphas, self.guidance_scale) if guidance is None else guidance
+        w = impus_guidance(alphas, self.guidance) if guidance is None else guidance
         cond = lerp(self.embeddings[:1], self.embeddings[1:], alphas)
         xT = slerp(self.latents[:1], self.latents[1:], alphas)
         return ddim_sample(self.model, xT, cond, self.steps, guidance=w)
@@ -486,11 +487,12 @@ class ImpusMorph:
 
 def impus_morph(
     denoiser,
-    z0: torch.Tensor,
+    x: torch.Tensor,
     cond: torch.Tensor,
-    null: torch.Tensor,
     *,
     steps: int = 50,
+    guidance: float = 3.0,
+    null: torch.Tensor | None = None,
     ti_iters: int = 200,
     ti_lr: float = 2e-3,
     lora_iters: int = 150,
@@ -500,7 +502,6 @@ def impus_morph(
     uncond_rank: int = 2,
     rppd_frames: int = 11,
     distance: Callable | None = None,
-    guidance_scale: float = 3.0,
     variance_tolerance: float = 0.2,
     invert_text: bool = True,
     lora: bool = True,
@@ -513,10 +514,11 @@ def impus_morph(
     Args:
         denoiser: an ε-prediction image denoiser whose network has diffusers' peft adapter API
             (:class:`minidiff.pipelines.StableDiffusionDenoiser`).
-        z0: the two images' clean latents, shape (2, C, h, w).
+        x: the two images' clean latents x_0, shape (2, C, h, w).
         cond: their prompts' embeddings, shape (2, L, D).
-        null: the unconditional embedding ∅, shape (1, L, D).
         steps: DDIM steps of inversion and sampling.
+        guidance: s in the schedule w(α) = s − s|α − ½| (:func:`impus_guidance`).
+        null: the unconditional embedding ∅, shape (1, L, D); None takes ``denoiser.null``.
         ti_iters, ti_lr: textual inversion's Adam iterations and learning rate.
         lora_iters, lora_lr: the conditional LoRA's AdamW iterations (batch: both images) and rate.
         rank: the conditional LoRA's rank; None picks it from rPPD (:func:`lora_rank`).
@@ -524,7 +526,6 @@ def impus_morph(
         rppd_frames: n, frames (α evenly spaced in [0, 1]) of the rPPD measurement.
         distance: (a, b) → (B,) perceptual distance between images, for rPPD; needed when ``rank``
             is None (e.g. ``lambda a, b: perceptual_distance(a, b, model)``).
-        guidance_scale: s in w(α) = s − s|α − ½|.
         variance_tolerance: Var(x_T) must lie within 1 ± this, else a warning and rank ≥ 16.
         invert_text, lora, bias_correction: the ablation switches. Without textual inversion
             the prompts' embeddings are used; without LoRA the base weights (no re-inversion);
@@ -536,10 +537,15 @@ def impus_morph(
         An :class:`ImpusMorph`; call its ``remove()`` to take the adapters off the network again.
     """
     check_denoiser(denoiser, "epsilon")
-    check_latents(z0, "z0")
+    check_latents(x, "x")
+    z0 = x
     if z0.shape[0] != 2 or cond.shape[0] != 2:
-        raise ValueError(f"IMPUS morphs two images: need z0 (2, ...) and cond (2, L, D), got {tuple(z0.shape)} "
+        raise ValueError(f"IMPUS morphs two images: need x (2, ...) and cond (2, L, D), got {tuple(z0.shape)} "
                          f"and {tuple(cond.shape)}.")
+    if null is None:
+        null = getattr(denoiser, "null", None)
+        if null is None:
+            raise ValueError(f"IMPUS needs the unconditional embedding ∅: pass null= (this {type(denoiser).__name__} has none).")
     if null.shape[0] != 1 or null.shape[1:] != cond.shape[1:]:
         raise ValueError(f"null must have shape (1, {', '.join(map(str, cond.shape[1:]))}), got {tuple(null.shape)}.")
     if lora and rank is None and distance is None:
@@ -552,7 +558,7 @@ def impus_morph(
     if invert_text:
         emb, losses["textual inversion"] = textual_inversion(denoiser, z0, cond, ti_iters, ti_lr, generator, progress)
     inverted = ddim_invert(denoiser, z0, emb, steps)
-    base = ImpusMorph(denoiser, emb, inverted, inverted, null, steps, guidance_scale,
+    base = ImpusMorph(denoiser, emb, inverted, inverted, null, steps, guidance,
                       None, None, torch.zeros(2), True, None, None, losses)
     base.variance = base.latents.flatten(1).var(1).cpu()
     base.variance_ok = bool(((base.variance - 1).abs() <= variance_tolerance).all())

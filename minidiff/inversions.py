@@ -41,13 +41,15 @@ class DirectInversion:
     source_path: list[torch.Tensor]
 
 
-def negative_prompt_inversion(denoiser: Denoiser, x0: torch.Tensor, cond: torch.Tensor, steps: int = 50) -> NegativePromptInversion:
-    """Negative-prompt inversion of ``x0`` (B, ...) with the prompt embedding ``cond`` (B or 1, ...)."""
-    return NegativePromptInversion(ddim_invert(denoiser, x0, cond, steps), cond)
+def negative_prompt_inversion(denoiser: Denoiser, x: torch.Tensor, cond: torch.Tensor, steps: int = 50) -> NegativePromptInversion:
+    """Negative-prompt inversion of ``x`` = x_0 (B, ...) with the prompt embedding ``cond`` (B or 1, ...);
+    the inversion runs at w = 1 by the method's definition (its ``null`` for editing is ``cond``)."""
+    return NegativePromptInversion(ddim_invert(denoiser, x, cond, steps), cond)
 
 
-def direct_inversion(denoiser: Denoiser, x0: torch.Tensor, cond: torch.Tensor, steps: int = 50) -> DirectInversion:
-    """Direct Inversion of ``x0`` (B, ...) with the prompt embedding ``cond`` (B or 1, ...)."""
+def direct_inversion(denoiser: Denoiser, x: torch.Tensor, cond: torch.Tensor, steps: int = 50) -> DirectInversion:
+    """Direct Inversion of ``x`` = x_0 (B, ...) with the prompt embedding ``cond`` (B or 1, ...), at w = 1
+    (the editing guidance enters when the source branch is put back on this path, in ``p2p_sample``)."""
     path = []
-    latent = ddim_invert(denoiser, x0, cond, steps, trajectory=path)
+    latent = ddim_invert(denoiser, x, cond, steps, trajectory=path)
     return DirectInversion(latent, path[::-1])

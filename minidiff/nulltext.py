@@ -50,26 +50,27 @@ PAPER_STEPS = 50  # the T at which the paper's early-stop threshold ε + i·2e-5
 
 def null_text_invert(
     denoiser: Denoiser,
-    x0: torch.Tensor,
+    x: torch.Tensor,
     cond: torch.Tensor,
-    null: torch.Tensor,
     steps: int = 50,
     guidance: float = 7.5,
+    null: torch.Tensor | None = None,
     inner_steps: int = 10,
     lr: float = 1e-2,
     early_stop: float = 1e-5,
     per_step: bool = True,
     progress: bool = False,
 ) -> NullTextInversion:
-    """Null-text inversion of latents ``x0`` (B, ...) with prompt embedding ``cond``.
+    """Null-text inversion of latents ``x`` = x_0 (B, ...) with prompt embedding ``cond``.
 
     Args:
         denoiser: an ε-prediction denoiser whose conditioning is an embedding tensor.
-        x0: clean latents, shape (B, ...).
+        x: clean latents x_0, shape (B, ...).
         cond: the prompt's embedding c, shape (B or 1, ...).
-        null: the initial unconditional embedding ∅ (the empty prompt's), shape (B or 1, ...).
         steps: DDIM steps T.
         guidance: the CFG scale w the reconstruction will use (paper: 7.5).
+        null: the initial unconditional embedding ∅ (the empty prompt's), shape (B or 1, ...); None
+            takes ``denoiser.null`` (the image adapters have one).
         inner_steps: N, the most Adam iterations per step (paper: 10); 0 leaves ∅ untouched.
         lr: Adam's learning rate at the first step i = 0, decayed linearly with the step index,
             lr_i = lr·(1 − i/(2T)), i = 0, …, T − 1: exactly the paper's 1e-2·(1 − i/100) at T = 50,
@@ -86,17 +87,22 @@ def null_text_invert(
         progress: show a progress bar.
 
     Raises:
-        ValueError: if ``x0`` is not float32 (float64 as well as half precision); the message names
+        ValueError: if ``x`` is not float32 (float64 as well as half precision); the message names
             the dtype it got.
     """
-    check_latents(x0, "x0")
-    if x0.dtype != torch.float32:
-        raise ValueError(f"null-text inversion runs in float32, got {x0.dtype}: pass x0.float() (and a float32 model).")
+    check_latents(x, "x")
+    if x.dtype != torch.float32:
+        raise ValueError(f"null-text inversion runs in float32, got {x.dtype}: pass x.float() (and a float32 model).")
+    if null is None:
+        null = getattr(denoiser, "null", None)
+        if null is None:
+            raise ValueError(f"null-text inversion starts from an unconditional embedding ∅: pass null= (this "
+                             f"{type(denoiser).__name__} has no .null of its own).")
     pivot = []
-    ddim_invert(denoiser, x0, cond, steps, 1.0, trajectory=pivot)
+    ddim_invert(denoiser, x, cond, steps, 1.0, trajectory=pivot)
     sampler, _ = ddim_schedulers(denoiser, steps)
     # one ∅ per image: expand a shared (1, ...) null to the batch
-    null_t = null.detach().expand(x0.shape[0], *null.shape[1:]).clone()
+    null_t = null.detach().expand(x.shape[0], *null.shape[1:]).clone()
     if not per_step:
         return _global(denoiser, sampler, pivot, cond=cond, null=null_t, guidance=guidance, passes=inner_steps, lr=lr,
                        progress=progress)
@@ -104,9 +110,9 @@ def null_text_invert(
     for i, t in enumerate(progress_bar(sampler.timesteps, "null-text inversion", progress)):
         null_t = null_t.detach().clone().requires_grad_(True)  # ∅_t starts from ∅_{t+1}
         opt = torch.optim.Adam([null_t], lr=lr * (1 - i / (2 * steps)))
-        done = torch.zeros(x0.shape[0], dtype=torch.bool)
-        used = torch.zeros(x0.shape[0])
-        last = torch.full((x0.shape[0],), float("nan"))
+        done = torch.zeros(x.shape[0], dtype=torch.bool)
+        used = torch.zeros(x.shape[0])
+        last = torch.full((x.shape[0],), float("nan"))
         with torch.no_grad():  # the conditional branch does not depend on ∅: once per step, as the official code
             eps_c = denoiser(z, t, cond)
         for _ in range(inner_steps):

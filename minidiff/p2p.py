@@ -23,6 +23,7 @@ import torch
 
 from ._checks import check_fraction
 from .ddim import ddim_sample
+from .freeinv import PerImage
 
 
 @dataclass
@@ -313,13 +314,13 @@ def attention_control(unet, control: AttentionControl):
 
 @torch.no_grad()
 def p2p_sample(
-    model,
-    latent: torch.Tensor,
+    denoiser,
+    x: torch.Tensor,
     edit: P2PEdit | Sequence[P2PEdit],
     steps: int = 50,
     guidance: float = 7.5,
     null=None,
-    transforms=None,
+    schedule=None,
     target_latent: torch.Tensor | None = None,
     source_path: list[torch.Tensor] | None = None,
     masks: list | None = None,
@@ -328,8 +329,8 @@ def p2p_sample(
     """Sample sources and edited targets side by side with Prompt-to-Prompt control.
 
     Args:
-        model: an ε adapter with a UNet (``minidiff.pipelines.StableDiffusionDenoiser``).
-        latent: the inverted latents z_T of the n source images, shape (n, C, h, w).
+        denoiser: an ε adapter with a UNet (``minidiff.pipelines.StableDiffusionDenoiser``).
+        x: the inverted latents z_T of the n source images, shape (n, C, h, w).
         edit: one P2PEdit (n = 1) or a list of n, one per image: prompts, injection schedule and
             local blending.
         steps: DDIM steps (the inversion's).
@@ -337,7 +338,9 @@ def p2p_sample(
         null: the unconditional embedding (1 or n, ...), null-text inversion's list of ∅_t (each
             (n, ...)), or the source prompts' embeddings (negative-prompt inversion); an image's
             source and target branches share it.
-        transforms: FreeInv's schedule reversed for sampling (``schedule[::-1]``), or None.
+        schedule: FreeInv's schedule as :func:`~minidiff.freeinv_invert` returns it (inversion order;
+            walked backwards here), one transformation per step for all n images or a ``PerImage``
+            of the n images per step (an image's source and target branches share its draw); or None.
         target_latent: the target branches' start (n, C, h, w) if it differs (FreeInv's P2P starts
             the target from the plain DDIM latent); defaults to ``latent``.
         source_path: Direct Inversion's [z*_T, …, z*_0], each (n, C, h, w): after step i the source
@@ -350,8 +353,10 @@ def p2p_sample(
             the target branch (what LocalBlend's mask is made of).
 
     Returns:
-        Latents (2, C, h, w), [source reconstruction, edit], for one P2PEdit; (n, 2, C, h, w) for a list.
+        Latents (n, 2, C, h, w): [source reconstruction, edit] of each image, for one P2PEdit (n = 1)
+        as for a list.
     """
+    model, latent = denoiser, x
     if not hasattr(model, "unet"):
         raise ValueError(f"Prompt-to-Prompt edits a UNet's attention (SD-family models); {type(model).__name__} has none. "
                          "For SD3 / Flux use minidiff.flowedit.")
@@ -391,12 +396,14 @@ def p2p_sample(
 
     if word_maps is not None and control.blends is None:
         raise ValueError("word_maps are the blend words' maps: give every P2PEdit blend_words=(source words, target words).")
+    if schedule is not None:  # both branches of an image go through its transformation
+        schedule = [PerImage(f for f in step.transforms for f in (f, f)) if isinstance(step, PerImage) else step
+                    for step in schedule]
     with attention_control(model.unet, control):
-        out = ddim_sample(model, x, cond, steps, guidance, null, transforms=transforms, callback=after_step)
+        out = ddim_sample(model, x, cond, steps, guidance, null, schedule=schedule, callback=after_step)
     if word_maps is not None:
         for queries, store in control.store.items():  # (n, 2, queries, tokens), summed over layers and steps
             side = int(queries ** 0.5)
             share = (store * control.blends.to(store)[:, :, None, :]).sum(-1) / store.sum(-1)
             word_maps[side] = share.view(n, 2, side, side).float().cpu()
-    out = out.view(n, 2, *out.shape[1:])
-    return out[0] if isinstance(edit, P2PEdit) else out
+    return out.view(n, 2, *out.shape[1:])

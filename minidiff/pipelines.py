@@ -133,7 +133,7 @@ def _dtype(dtype) -> torch.dtype | str:
 
 
 def load_pipeline(model: str, device: str | torch.device | None = None, dtype: torch.dtype | str = "auto",
-                  offload: bool = False):
+                  offload: bool = False) -> StableDiffusionDenoiser | SD3Denoiser | FluxDenoiser:
     """Load a pipeline by name, local folder or hub id and wrap it in its minidiff adapter.
 
     Args:
@@ -165,13 +165,29 @@ def load_pipeline(model: str, device: str | torch.device | None = None, dtype: t
     else:
         pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
-    if hasattr(pipe, "unet"):
+    return wrap(pipe)
+
+
+def wrap(pipe) -> StableDiffusionDenoiser | SD3Denoiser | FluxDenoiser:
+    """An already-loaded diffusers pipeline as a minidiff denoiser, on the pipeline's device and dtype.
+
+    ``StableDiffusionPipeline`` (a UNet: SD 1.x / 2.x, ε or v) → :class:`StableDiffusionDenoiser`,
+    ``StableDiffusion3Pipeline`` → :class:`SD3Denoiser`, ``FluxPipeline`` → :class:`FluxDenoiser`.
+    The pipeline is shared, not copied: P2P's attention processors are installed on its UNet for the
+    length of a call and removed after it.
+    """
+    if not hasattr(pipe, "vae") or not hasattr(pipe, "scheduler"):
+        raise TypeError(f"wrap takes a loaded diffusers pipeline (StableDiffusionPipeline, StableDiffusion3Pipeline or "
+                        f"FluxPipeline), got a {type(pipe).__name__}; to load one by name use minidiff.load_pipeline.")
+    if getattr(pipe, "unet", None) is not None:
         return StableDiffusionDenoiser(pipe)
-    if type(pipe.transformer).__name__ == "SD3Transformer2DModel":
+    name = type(getattr(pipe, "transformer", None)).__name__
+    if name == "SD3Transformer2DModel":
         return SD3Denoiser(pipe)
-    if type(pipe.transformer).__name__ == "FluxTransformer2DModel":
+    if name == "FluxTransformer2DModel":
         return FluxDenoiser(pipe)
-    raise NotImplementedError(f"no minidiff adapter for {type(pipe).__name__} yet")
+    raise NotImplementedError(f"no minidiff adapter for a {type(pipe).__name__} (denoiser {name}); minidiff wraps "
+                              "StableDiffusionPipeline, StableDiffusion3Pipeline and FluxPipeline.")
 
 
 class _ImageModel:
@@ -199,6 +215,32 @@ class _ImageModel:
             self._null = self.embed([""])
         return self._null
 
+    def fit(self, images) -> list:
+        """Image(s) of any size → PIL images of this model's size, by one stated policy: centre-crop to
+        the largest square, then resize with Lanczos (how PIE-Bench's 512² images were made).
+
+        Accepts a PIL image, a list of them, or uint8 numpy arrays (H, W, 3) / (B, H, W, 3).
+        """
+        from PIL import Image
+
+        if isinstance(images, np.ndarray):
+            images = list(images[None] if images.ndim == 3 else images)
+        images = images if isinstance(images, (list, tuple)) else [images]
+        out = []
+        for im in images:
+            if isinstance(im, np.ndarray):
+                if im.dtype != np.uint8 or im.ndim != 3 or im.shape[-1] != 3:
+                    raise ValueError(f"fit takes uint8 arrays of shape (H, W, 3), got {im.dtype} {im.shape}.")
+                im = Image.fromarray(im)
+            if not hasattr(im, "crop") or not hasattr(im, "size"):
+                raise TypeError(f"fit takes PIL images or uint8 numpy arrays (H, W, 3), got a {type(im).__name__}.")
+            w, h = im.size
+            side = min(w, h)
+            left, top = (w - side) // 2, (h - side) // 2
+            im = im.convert("RGB").crop((left, top, left + side, top + side))
+            out.append(im.resize((self.image_size, self.image_size), Image.LANCZOS))
+        return out
+
     def to_tensor(self, images) -> torch.Tensor:
         """Image(s) → (B, 3, H, W) float tensor in [−1, 1], checked.
 
@@ -221,7 +263,8 @@ class _ImageModel:
                 if im.mode != "RGB":
                     raise ValueError(f"image mode is {im.mode!r}; this model needs RGB: use image.convert('RGB').")
                 if im.size != (size, size):
-                    raise ValueError(f"image is {im.size[0]}×{im.size[1]}; this model needs {size}×{size}: use image.resize(({size}, {size})).")
+                    raise ValueError(f"image is {im.size[0]}×{im.size[1]}; this model needs {size}×{size}: use model.fit(image) "
+                                     f"(centre crop, then resize) or image.resize(({size}, {size})).")
                 arrays.append(np.asarray(im, dtype=np.float32) / 127.5 - 1)
             images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2)
         if images.dtype == torch.uint8:  # pixels 0–255, as torchvision reads them
@@ -341,7 +384,8 @@ def _from_numpy(array: np.ndarray, size: int) -> torch.Tensor:
         hint = " (channels first? use array.transpose(1, 2, 0))" if array.ndim == 4 and array.shape[1] == 3 else ""
         raise ValueError(f"numpy images must have shape (H, W, 3) or (B, H, W, 3), got {array.shape}{hint}.")
     if array.shape[1:3] != (size, size):
-        raise ValueError(f"image is {array.shape[2]}×{array.shape[1]}; this model needs {size}×{size}.")
+        raise ValueError(f"image is {array.shape[2]}×{array.shape[1]}; this model needs {size}×{size}: use model.fit(array) "
+                         "(centre crop, then resize).")
     return torch.from_numpy(array.astype(np.float32) / 127.5 - 1).permute(0, 3, 1, 2)
 
 

@@ -94,7 +94,7 @@ def test_ddim_grid_reaches_noise(steps):
     assert int(inverter.timesteps[-1]) == int(sampler.timesteps[0])
 
 
-@pytest.mark.parametrize("steps", [30, 300, 7])
+@pytest.mark.parametrize("steps", [30, 25, 300, 7])
 def test_any_step_count_runs_on_stable_diffusions_leading_grid(steps):
     """Counts that do not divide 1000 (SD's everyday 30) run on the pipeline's own grid: stride
     ⌊1000/steps⌋ from t = offset, and inversion visits exactly the levels sampling comes down."""

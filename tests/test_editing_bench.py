@@ -69,4 +69,4 @@ def test_batches_give_the_same_results_as_one_batch():
     a, b = (run_edits(flux, cases, setting, ("inversion",), batch=n)["inversion"] for n in (None, 2))
     torch.testing.assert_close(a.latents, b.latents, rtol=1e-4, atol=1e-4)
     prompts = [caption(c.source) for c in cases]
-    torch.testing.assert_close(md.generate(sd, prompts, 3.0, 2, batch_size=2), md.generate(sd, prompts, 3.0, 2), rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(md.generate(sd, prompts, guidance=3.0, steps=2, batch_size=2), md.generate(sd, prompts, guidance=3.0, steps=2), rtol=1e-4, atol=1e-4)

@@ -36,7 +36,7 @@ def test_identity_transform_is_ddim_inversion():
     inv = md.freeinv_invert(model, x0, steps=20, schedule=[IDENTITY] * 20)
     xT, schedule = inv.latent, inv.schedule
     assert torch.equal(xT, md.ddim_invert(model, x0, steps=20))
-    assert torch.equal(md.freeinv_sample(model, xT, schedule, steps=20), md.ddim_sample(model, xT, steps=20))
+    assert torch.equal(md.freeinv_sample(model, xT, schedule=schedule, steps=20), md.ddim_sample(model, xT, steps=20))
 
 
 def test_equivariant_field_makes_every_branch_equal():
@@ -61,8 +61,8 @@ def test_reconstruction_pops_the_schedule_last_in_first_out():
     model, x0 = ConstantEps(), torch.randn(10, 2, dtype=torch.float64)
     schedule = random_schedule(8, generator=torch.Generator().manual_seed(0))
     xT = md.freeinv_invert(model, x0, steps=8, schedule=schedule).latent
-    torch.testing.assert_close(md.freeinv_sample(model, xT, schedule, steps=8), x0)
-    wrong_order = md.ddim_sample(model, xT, steps=8, transforms=schedule)
+    torch.testing.assert_close(md.freeinv_sample(model, xT, schedule=schedule, steps=8), x0)
+    wrong_order = md.ddim_sample(model, xT, steps=8, schedule=schedule[::-1])  # walked the wrong way
     assert (wrong_order - x0).abs().max() > 0.01
 
 
@@ -85,8 +85,8 @@ def test_flow_models_get_freeinv_too():
     x0 = torch.randn(10, 2, dtype=torch.float64)
     schedule = random_schedule(8, generator=torch.Generator().manual_seed(0))
     inv = md.freeinv_invert(ConstantVelocity(), x0, steps=8, schedule=schedule)
-    torch.testing.assert_close(md.freeinv_sample(ConstantVelocity(), inv.latent, inv.schedule, steps=8), x0)
-    assert (md.flow_sample(ConstantVelocity(), inv.latent, steps=8, transforms=schedule) - x0).abs().max() > 0.01
+    torch.testing.assert_close(md.freeinv_sample(ConstantVelocity(), inv.latent, schedule=inv.schedule, steps=8), x0)
+    assert (md.flow_sample(ConstantVelocity(), inv.latent, steps=8, schedule=schedule[::-1]) - x0).abs().max() > 0.01
 
 
 def test_patch_grid_rotation_moves_patches_but_not_their_contents():

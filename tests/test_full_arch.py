@@ -83,13 +83,13 @@ def test_sd15_ddim_inversion_and_reconstruction(sd15, sd15_z0):
 def test_sd15_null_text_inversion(sd15, sd15_z0):
     cond, null = sd15.embed(SOURCE), sd15.null
     ddim = md.ddim_invert(sd15, sd15_z0, cond, DDIM_STEPS)
-    untouched = md.null_text_invert(sd15, sd15_z0, cond, null, DDIM_STEPS, W, inner_steps=0)
+    untouched = md.null_text_invert(sd15, sd15_z0, cond, null=null, steps=DDIM_STEPS, guidance=W, inner_steps=0)
     assert torch.equal(untouched.latent, ddim)
     assert len(untouched.nulls) == DDIM_STEPS and all(torch.equal(n, null) for n in untouched.nulls)
     # with ∅_t = ∅ the per-step list samples exactly as the single ∅ does
     torch.testing.assert_close(md.ddim_sample(sd15, ddim, cond, DDIM_STEPS, W, untouched.nulls),
                                md.ddim_sample(sd15, ddim, cond, DDIM_STEPS, W, null), atol=0, rtol=0)
-    nti = md.null_text_invert(sd15, sd15_z0, cond, null, DDIM_STEPS, W, inner_steps=1)
+    nti = md.null_text_invert(sd15, sd15_z0, cond, null=null, steps=DDIM_STEPS, guidance=W, inner_steps=1)
     assert torch.equal(nti.latent, ddim) and nti.inner_iters == [1.0] * DDIM_STEPS
     assert all(n.shape == null.shape and not torch.equal(n, null) for n in nti.nulls)  # one Adam step moved each ∅_t
     assert all(torch.isfinite(torch.tensor(nti.losses)))
@@ -100,7 +100,7 @@ def test_sd15_negative_prompt_inversion_samples_the_source_at_w1(sd15, sd15_z0):
     cond = sd15.embed(SOURCE)
     npi = md.negative_prompt_inversion(sd15, sd15_z0, cond, DDIM_STEPS)
     assert torch.equal(npi.latent, md.ddim_invert(sd15, sd15_z0, cond, DDIM_STEPS)) and npi.null is cond
-    out = p2p_sample(sd15, npi.latent, P2PEdit(SOURCE, TARGET), DDIM_STEPS, guidance=W, null=npi.null)
+    out = p2p_sample(sd15, npi.latent, P2PEdit(SOURCE, TARGET), DDIM_STEPS, guidance=W, null=npi.null)[0]
     torch.testing.assert_close(out[0], md.ddim_sample(sd15, npi.latent, cond, DDIM_STEPS)[0], atol=1e-5, rtol=0)
 
 
@@ -109,9 +109,9 @@ def test_sd15_direct_inversion_reconstructs_the_source_branch_exactly_under_cfg(
     assert len(di.source_path) == DDIM_STEPS + 1
     torch.testing.assert_close(di.source_path[0], di.latent)
     torch.testing.assert_close(di.source_path[-1], sd15_z0)
-    out = p2p_sample(sd15, di.latent, P2PEdit(SOURCE, TARGET), DDIM_STEPS, guidance=W, source_path=di.source_path)
+    out = p2p_sample(sd15, di.latent, P2PEdit(SOURCE, TARGET), DDIM_STEPS, guidance=W, source_path=di.source_path)[0]
     torch.testing.assert_close(out[0], sd15_z0[0], atol=1e-5, rtol=0)
-    drift = p2p_sample(sd15, di.latent, P2PEdit(SOURCE, TARGET), DDIM_STEPS, guidance=W)
+    drift = p2p_sample(sd15, di.latent, P2PEdit(SOURCE, TARGET), DDIM_STEPS, guidance=W)[0]
     assert (drift[0] - sd15_z0[0]).abs().max() > 1e-2  # without the path, guidance pulls the source away
 
 
@@ -120,11 +120,11 @@ def test_sd15_freeinv_identity_is_ddim_and_rotations_are_not(sd15, sd15_z0):
     ddim = md.ddim_invert(sd15, sd15_z0, cond, DDIM_STEPS)
     inv = md.freeinv_invert(sd15, sd15_z0, cond, DDIM_STEPS, schedule=[IDENTITY] * DDIM_STEPS)
     assert torch.equal(inv.latent, ddim)
-    assert torch.equal(md.freeinv_sample(sd15, inv.latent, inv.schedule, cond, DDIM_STEPS),
+    assert torch.equal(md.freeinv_sample(sd15, inv.latent, schedule=inv.schedule, cond=cond, steps=DDIM_STEPS),
                        md.ddim_sample(sd15, ddim, cond, DDIM_STEPS))
     turned = md.freeinv_invert(sd15, sd15_z0, cond, DDIM_STEPS, schedule=[ROTATIONS[1], ROTATIONS[2]])
     assert (turned.latent - ddim).abs().max() > 1e-3  # a random UNet is not rotation-equivariant
-    assert torch.isfinite(md.freeinv_sample(sd15, turned.latent, turned.schedule, cond, DDIM_STEPS)).all()
+    assert torch.isfinite(md.freeinv_sample(sd15, turned.latent, schedule=turned.schedule, cond=cond, steps=DDIM_STEPS)).all()
 
 
 def test_sd15_p2p_word_swap_to_a_two_token_word(sd15, sd15_z0):
@@ -136,7 +136,7 @@ def test_sd15_p2p_word_swap_to_a_two_token_word(sd15, sd15_z0):
     zT = md.ddim_invert(sd15, sd15_z0, cond_src, DDIM_STEPS)
     processors = {k: type(v) for k, v in sd15.unet.attn_processors.items()}
     edit = P2PEdit(SOURCE, TARGET, cross_replace=1.0, self_replace=1.0)
-    out = p2p_sample(sd15, zT, edit, DDIM_STEPS, guidance=W)
+    out = p2p_sample(sd15, zT, edit, DDIM_STEPS, guidance=W)[0]
     assert out.shape == (2, 4, 8, 8) and torch.isfinite(out).all()
     assert {k: type(v) for k, v in sd15.unet.attn_processors.items()} == processors  # removed again
     # the source branch is plain guided DDIM sampling (up to float rounding, which w = 7.5 amplifies to
@@ -151,7 +151,7 @@ def test_sd15_impus_morph_runs_and_leaves_the_unet_as_it_was(sd15):
     before = {k: v.clone() for k, v in sd15.unet.state_dict().items()}
     probe = sd15(z0, 500, cond)
     distance = lambda a, b: md.perceptual_distance(a, b, sd15, backend="vae")  # noqa: E731
-    morph = md.impus_morph(sd15, z0, cond, sd15.null, steps=DDIM_STEPS, ti_iters=2, lora_iters=2, uncond_iters=2,
+    morph = md.impus_morph(sd15, z0, cond, null=sd15.null, steps=DDIM_STEPS, ti_iters=2, lora_iters=2, uncond_iters=2,
                            rppd_frames=3, distance=distance, variance_tolerance=10.0,
                            generator=torch.Generator().manual_seed(0))
     try:
@@ -225,7 +225,7 @@ def test_sd3_freeinv_identity_is_flow_inversion(sd3, sd3_z0):
     plain = md.flow_invert(sd3, sd3_z0, cond, FLOW_STEPS)
     inv = md.freeinv_invert(sd3, sd3_z0, cond, FLOW_STEPS, schedule=[IDENTITY] * FLOW_STEPS)
     assert torch.equal(inv.latent, plain)
-    assert torch.equal(md.freeinv_sample(sd3, plain, inv.schedule, cond, FLOW_STEPS), md.flow_sample(sd3, plain, cond, FLOW_STEPS))
+    assert torch.equal(md.freeinv_sample(sd3, plain, schedule=inv.schedule, cond=cond, steps=FLOW_STEPS), md.flow_sample(sd3, plain, cond, FLOW_STEPS))
     turned = md.freeinv_invert(sd3, sd3_z0, cond, FLOW_STEPS, schedule=list(ROTATIONS[1:4]))
     assert (turned.latent - plain).abs().max() > 1e-3
 
@@ -233,15 +233,15 @@ def test_sd3_freeinv_identity_is_flow_inversion(sd3, sd3_z0):
 def test_epsilon_only_methods_refuse_a_flow_model_clearly(sd3, sd3_z0):
     cond = sd3.embed(SOURCE)
     for method in (lambda: md.ddim_invert(sd3, sd3_z0, cond, DDIM_STEPS),
-                   lambda: md.null_text_invert(sd3, sd3_z0, cond, sd3.null, DDIM_STEPS, inner_steps=0),
+                   lambda: md.null_text_invert(sd3, sd3_z0, cond, null=sd3.null, steps=DDIM_STEPS, inner_steps=0),
                    lambda: md.direct_inversion(sd3, sd3_z0, cond, DDIM_STEPS),
-                   lambda: md.impus_morph(sd3, sd3_z0.expand(2, -1, -1, -1), cond[0].expand(2, -1, -1), sd3.null[0])):
+                   lambda: md.impus_morph(sd3, sd3_z0.expand(2, -1, -1, -1), cond[0].expand(2, -1, -1), null=sd3.null[0])):
         with pytest.raises(ValueError, match="needs a 'epsilon' model"):
             method()
     from minidiff.p2p import P2PEdit, p2p_sample
 
     with pytest.raises(ValueError, match="UNet's attention.*flowedit"):
-        p2p_sample(sd3, sd3.noise(1), P2PEdit(SOURCE, SOURCE), DDIM_STEPS)
+        p2p_sample(sd3, sd3.noise(1), P2PEdit(SOURCE, SOURCE), DDIM_STEPS)[0]
 
 
 # ---------------------------------------------------------------- FLUX.1-dev architecture
@@ -277,7 +277,7 @@ def test_flux_freeinv_identity_is_flow_inversion(flux, flux_z0):
     plain = md.flow_invert(flux, flux_z0, cond, FLOW_STEPS, guidance=3.5)
     inv = md.freeinv_invert(flux, flux_z0, cond, FLOW_STEPS, 3.5, schedule=[IDENTITY] * FLOW_STEPS)
     assert torch.equal(inv.latent, plain)
-    assert torch.equal(md.freeinv_sample(flux, plain, inv.schedule, cond, FLOW_STEPS, 3.5),
+    assert torch.equal(md.freeinv_sample(flux, plain, schedule=inv.schedule, cond=cond, steps=FLOW_STEPS, guidance=3.5),
                        md.flow_sample(flux, plain, cond, FLOW_STEPS, 3.5))
     turned = md.freeinv_invert(flux, flux_z0, cond, FLOW_STEPS, 3.5, schedule=list(ROTATIONS[1:4]))
     assert (turned.latent - plain).abs().max() > 1e-3

@@ -138,7 +138,7 @@ def test_end_to_end_on_a_random_sd_pipeline_leaves_the_model_as_it_was(random_sd
     before = _state(random_sd.unet)
     probe = random_sd(z0, 500, cond)
     distance = lambda a, b: md.perceptual_distance(a, b, random_sd, backend="vae")  # noqa: E731
-    morph = md.impus_morph(random_sd, z0, cond, random_sd.null, steps=2, ti_iters=2, lora_iters=2, uncond_iters=2,
+    morph = md.impus_morph(random_sd, z0, cond, null=random_sd.null, steps=2, ti_iters=2, lora_iters=2, uncond_iters=2,
                            rppd_frames=3, distance=distance, variance_tolerance=10.0,
                            generator=torch.Generator().manual_seed(0))
     assert morph.rank == md.lora_rank(morph.rppd) and morph.cond_adapter != morph.uncond_adapter
@@ -157,11 +157,11 @@ def test_bad_input_is_explained(random_sd):
     images, prompts = _pair()
     z0, cond = random_sd.encode(images), random_sd.embed(prompts)
     with pytest.raises(ValueError, match="morphs two images"):
-        md.impus_morph(random_sd, z0[:1], cond[:1], random_sd.null)
+        md.impus_morph(random_sd, z0[:1], cond[:1], null=random_sd.null)
     with pytest.raises(ValueError, match="needs distance="):
-        md.impus_morph(random_sd, z0, cond, random_sd.null, steps=2, ti_iters=0)
+        md.impus_morph(random_sd, z0, cond, null=random_sd.null, steps=2, ti_iters=0)
     with pytest.raises(ValueError, match="null must have shape"):
-        md.impus_morph(random_sd, z0, cond, cond, steps=2)
+        md.impus_morph(random_sd, z0, cond, null=cond, steps=2)
 
 
 def test_tiny_sd_morph_ablations_and_cleanup(tiny_sd):
@@ -171,7 +171,7 @@ def test_tiny_sd_morph_ablations_and_cleanup(tiny_sd):
     z0, cond = tiny_sd.encode(images), tiny_sd.embed(prompts)
     distance = lambda a, b: md.perceptual_distance(a, b, tiny_sd, backend="vae")  # noqa: E731
     with pytest.warns(UserWarning, match="Var\\(x_T\\)"):
-        morph = md.impus_morph(tiny_sd, z0, cond, tiny_sd.null, steps=5, ti_iters=3, lora_iters=3, uncond_iters=2,
+        morph = md.impus_morph(tiny_sd, z0, cond, null=tiny_sd.null, steps=5, ti_iters=3, lora_iters=3, uncond_iters=2,
                                rppd_frames=3, distance=distance, generator=torch.Generator().manual_seed(0))
     assert not morph.variance_ok and morph.rank >= 16
     alphas = torch.tensor([0.0, 0.5, 1.0])

@@ -121,10 +121,10 @@ def test_every_self_attention_layer_of_tiny_sd_is_injected(sd):
 def test_local_blend_keeps_the_source_outside_its_mask(sd):
     z = sd.noise(1, torch.Generator().manual_seed(0))
     target = "a red square on a blue background"
-    plain = p2p_sample(sd, z, P2PEdit(SOURCE, target), steps=5)
-    none = p2p_sample(sd, z, P2PEdit(SOURCE, target, blend_words=("circle", "square"), blend_threshold=2.0), steps=5)
+    plain = p2p_sample(sd, z, P2PEdit(SOURCE, target), steps=5)[0]
+    none = p2p_sample(sd, z, P2PEdit(SOURCE, target, blend_words=("circle", "square"), blend_threshold=2.0), steps=5)[0]
     torch.testing.assert_close(none[1], none[0])  # an empty mask: the edit is the source
-    every = p2p_sample(sd, z, P2PEdit(SOURCE, target, blend_words=("circle", "square"), blend_threshold=-1.0), steps=5)
+    every = p2p_sample(sd, z, P2PEdit(SOURCE, target, blend_words=("circle", "square"), blend_threshold=-1.0), steps=5)[0]
     torch.testing.assert_close(every, plain)  # a full mask: no blending
     control = AttentionControl(P2PEdit(SOURCE, target, blend_words=("circle", "square")), sd.pipe.tokenizer, 5)
     assert control.blend[0, 3] == 1 and control.blend[1, 3] == 1 and control.blend.sum() == 2
@@ -176,7 +176,7 @@ def test_difference_blending_is_local_on_tiny_sd_and_keeps_the_source_outside(ti
     z0 = model.encode(render([scene]))
     zT = md.ddim_invert(model, z0, model.embed(caption(scene)), 20)
     masks = []
-    out = p2p_sample(model, zT, P2PEdit(caption(scene), caption(target), blend_maps="difference"), 20, 1.0, masks=masks)
+    out = p2p_sample(model, zT, P2PEdit(caption(scene), caption(target), blend_maps="difference"), 20, 1.0, masks=masks)[0]
     final = masks[-1][0, 0].bool()
     assert 0.05 < final.float().mean() < 0.5
     changed = torch.nn.functional.avg_pool2d(change_mask(scene, target).float()[None], 4)[0, 0] > 0.5
@@ -191,9 +191,9 @@ def test_direct_inversion_reconstructs_the_source_branch_exactly_under_cfg(sd):
     torch.testing.assert_close(di.source_path[0], di.latent)
     torch.testing.assert_close(di.source_path[-1], x0)
     out = p2p_sample(sd, di.latent, P2PEdit(SOURCE, "a red square on a blue background"), steps=5, guidance=7.5,
-                     source_path=di.source_path)
+                     source_path=di.source_path)[0]
     torch.testing.assert_close(out[0], x0[0], atol=1e-5, rtol=0)
-    drift = p2p_sample(sd, di.latent, P2PEdit(SOURCE, SOURCE), steps=5, guidance=7.5)
+    drift = p2p_sample(sd, di.latent, P2PEdit(SOURCE, SOURCE), steps=5, guidance=7.5)[0]
     assert (drift[0] - x0[0]).abs().max() > 1e-2  # without it, guidance pulls the source away
 
 
@@ -202,7 +202,7 @@ def test_negative_prompt_inversion_samples_the_source_at_w1(sd):
     cond = sd.embed(SOURCE)
     npi = md.negative_prompt_inversion(sd, x0, cond, steps=5)
     assert torch.equal(npi.latent, md.ddim_invert(sd, x0, cond, 5)) and npi.null is cond
-    out = p2p_sample(sd, npi.latent, P2PEdit(SOURCE, SOURCE), steps=5, guidance=7.5, null=npi.null)
+    out = p2p_sample(sd, npi.latent, P2PEdit(SOURCE, SOURCE), steps=5, guidance=7.5, null=npi.null)[0]
     # ε(c) + w·(ε(c) − ε(c)) is ε(c) up to float32 rounding, which w = 7.5 amplifies over the steps
     torch.testing.assert_close(out[0], md.ddim_sample(sd, npi.latent, cond, 5)[0], atol=1e-4, rtol=0)
 
@@ -221,7 +221,7 @@ def test_a_batch_of_edits_equals_the_edits_one_by_one(sd, blend):
     batch = p2p_sample(sd, z, edits, steps=4, guidance=3.0, null=nulls, source_path=path)
     for i, e in enumerate(edits):
         alone = p2p_sample(sd, z[i:i + 1], e, steps=4, guidance=3.0, null=[n[i:i + 1] for n in nulls],
-                           source_path=[p[i:i + 1] for p in path])
+                           source_path=[p[i:i + 1] for p in path])[0]
         torch.testing.assert_close(batch[i], alone, atol=1e-4, rtol=1e-4)
     with pytest.raises(ValueError, match="share"):
         p2p_sample(sd, z, [edits[0], P2PEdit(SOURCE, targets[1], cross_replace=0.5)], steps=2)

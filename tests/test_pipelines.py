@@ -80,6 +80,50 @@ def test_flux_without_a_guidance_embedding_gets_no_guidance_input(tmp_path_facto
     torch.testing.assert_close(ours, schnell.unpack(theirs), atol=1e-5, rtol=0)
 
 
+def _readme_five_lines() -> str:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = readme.split("**Your own pipeline in five lines.**", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(block.strip().splitlines()) == 5
+    return block
+
+
+@pytest.mark.parametrize("prediction_type", ["epsilon", "v_prediction"])
+def test_the_readmes_five_lines_run_on_a_loaded_pipeline(prediction_type):
+    """The README's five lines, as written there, on a StableDiffusionPipeline built in memory (never
+    through load_pipeline), with a 50×40 image: a reconstruction and an edit of the model's size."""
+    from diffusers import DDIMScheduler
+
+    from toy.tiny_models import SD_SCHEDULER
+
+    torch.manual_seed(0)
+    pipe = build_tiny_sd()
+    pipe.scheduler = DDIMScheduler(**dict(SD_SCHEDULER, prediction_type=prediction_type))
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8))
+    scope = dict(md=md, pipe=pipe, image=image, source=PROMPT, target="a red square on a blue background",
+                 word="circle", new_word="square")
+    exec(_readme_five_lines(), scope)
+    assert isinstance(scope["model"], StableDiffusionDenoiser)
+    assert scope["recon"].shape == scope["edited"].shape == (3, 32, 32)
+    assert torch.isfinite(scope["edited"]).all() and not torch.equal(scope["recon"], scope["edited"])
+
+
+def test_wrap_picks_the_adapter_and_fit_states_its_policy(flow, flux):
+    """wrap on SD3 and Flux pipelines; fit centre-crops to the largest square, then resizes; anything
+    that is not a pipeline is refused with what to pass."""
+    assert isinstance(md.wrap(flow.pipe), SD3Denoiser) and isinstance(md.wrap(flux.pipe), FluxDenoiser)
+    wide = np.zeros((40, 60, 3), dtype=np.uint8)
+    wide[:, 10:50] = 255  # the centre 40×40 square is white, the side bands black
+    fitted = flow.fit(wide)
+    assert len(fitted) == 1 and fitted[0].size == (32, 32) and np.asarray(fitted[0]).min() == 255
+    assert flow.encode(flow.fit([Image.fromarray(wide)] * 2)).shape[0] == 2
+    with pytest.raises(TypeError, match="loaded diffusers pipeline.*load_pipeline"):
+        md.wrap("stable-diffusion-v1-5/stable-diffusion-v1-5")
+    with pytest.raises(ValueError, match="use model.fit"):
+        flow.encode(Image.fromarray(wide))
+
+
 def test_loading_picks_the_adapter(sd, flow):
     assert isinstance(sd, StableDiffusionDenoiser) and sd.prediction == "epsilon"
     assert isinstance(flow, SD3Denoiser) and flow.prediction == "velocity"
@@ -224,7 +268,9 @@ def test_p2p_processors_match_diffusers_attention_and_are_removed(sd):
     z = sd.noise(1, torch.Generator().manual_seed(0))
     edit = P2PEdit(PROMPT, "a red square on a blue background", cross_replace=0.0, self_replace=0.0)
     plain = md.ddim_sample(sd, z.expand(2, -1, -1, -1), sd.embed([edit.source, edit.target]), 4, 7.5, sd.null)
-    torch.testing.assert_close(p2p_sample(sd, z, edit, steps=4), plain, atol=1e-4, rtol=0)
+    one = p2p_sample(sd, z, edit, steps=4)
+    assert one.shape == p2p_sample(sd, z, [edit], steps=4).shape == (1, 2, 4, 8, 8)  # one edit or a list of one: one shape
+    torch.testing.assert_close(one[0], plain, atol=1e-4, rtol=0)
     assert {k: type(v) for k, v in sd.unet.attn_processors.items()} == before
 
 
@@ -232,7 +278,7 @@ def test_p2p_injection_ties_the_target_to_the_source(sd):
     from minidiff.p2p import AttentionControl, P2PEdit, p2p_sample
 
     z = sd.noise(1, torch.Generator().manual_seed(1))
-    same = p2p_sample(sd, z, P2PEdit(PROMPT, PROMPT), steps=4)
+    same = p2p_sample(sd, z, P2PEdit(PROMPT, PROMPT), steps=4)[0]
     torch.testing.assert_close(same[0], same[1])
     swap = AttentionControl(P2PEdit(PROMPT, "a red square on a blue background", 0.5, 0.25, {"square": 2.0}), sd.pipe.tokenizer, 4)
     probs = torch.rand(4 * 2, 6, 16)  # [∅ src, ∅ tar, c src, c tar] × 2 heads, 6 queries, 16 tokens

@@ -48,15 +48,15 @@ def invert(model, name: str, z0: torch.Tensor, cond: torch.Tensor, steps: int = 
            inner_steps: int = INNER_STEPS) -> dict:
     """Invert latents z0 (N, ...) with ``name`` (``inner_steps``: null-text's N); returns what :func:`minidiff.p2p.p2p_sample` needs for
     the N images: ``latent`` (N, ...), ``null`` (a tensor or a per-step list), ``source_path`` (a list
-    or None), ``transforms`` and ``target_latent`` (FreeInv's, else None), the editing ``guidance``, and
+    or None), ``schedule`` and ``target_latent`` (FreeInv's, else None), the editing ``guidance``, and
     the inversion's own ``result``."""
-    plain = {"null": model.null, "source_path": None, "transforms": None, "target_latent": None, "guidance": guidance, "result": None}
+    plain = {"null": model.null, "source_path": None, "schedule": None, "target_latent": None, "guidance": guidance, "result": None}
     if name in ("ddim_w1", "ddim_w1_cfg"):
         return plain | {"latent": md.ddim_invert(model, z0, cond, steps), "guidance": 1.0 if name == "ddim_w1" else guidance}
     if name == "ddim_w7_5":
         return plain | {"latent": md.ddim_invert(model, z0, cond, steps, guidance, model.null)}
     if name in ("nti", "nti_global"):
-        nti = md.null_text_invert(model, z0, cond, model.null, steps, guidance, inner_steps, per_step=name == "nti")
+        nti = md.null_text_invert(model, z0, cond, null=model.null, steps=steps, guidance=guidance, inner_steps=inner_steps, per_step=name == "nti")
         return plain | {"latent": nti.latent, "null": nti.nulls, "result": nti}
     if name == "npi":
         npi = md.negative_prompt_inversion(model, z0, cond, steps)
@@ -67,9 +67,7 @@ def invert(model, name: str, z0: torch.Tensor, cond: torch.Tensor, steps: int = 
     if name in FREEINV_INVERSIONS:
         schedule = md.per_image_schedule(len(z0), steps, FLIPS if name == "freeinv_flips" else ROTATIONS, torch.Generator().manual_seed(0))
         free = md.freeinv_invert(model, z0, cond, steps, schedule=schedule)
-        # sampling pops the schedule last in, first out; an image's source and target branch share its draw
-        paired = [md.PerImage(f for f in step.transforms for f in (f, f)) for step in free.schedule[::-1]]
-        return plain | {"latent": free.latent, "transforms": paired, "result": free,
+        return plain | {"latent": free.latent, "schedule": free.schedule, "result": free,
                         "target_latent": md.ddim_invert(model, z0, cond, steps)}
     raise ValueError(f"unknown inversion {name!r}; choose from {INVERSIONS + FREEINV_INVERSIONS}.")
 
@@ -83,7 +81,7 @@ def edit_all(model, inv: dict, cases, editor: str, steps: int = STEPS) -> dict:
     masks, edits = [], [EDITORS[editor](c) for c in cases]
     word_maps = {} if edits[0].blend_words is not None else None
     z = p2p_sample(model, inv["latent"], edits, steps, inv["guidance"], inv["null"],
-                   source_path=inv["source_path"], masks=masks, word_maps=word_maps, transforms=inv.get("transforms"),
+                   source_path=inv["source_path"], masks=masks, word_maps=word_maps, schedule=inv.get("schedule"),
                    target_latent=inv.get("target_latent"))
     decoded = model.decode(z.flatten(0, 1)).unflatten(0, (len(cases), 2))
     mask = masks[-1].cpu() if masks else torch.ones(len(cases), 1, *z.shape[-2:])
