@@ -187,10 +187,6 @@ def localisation(results: dict, cases) -> dict:
     return out
 
 
-def _per_image_psnr(x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    return np.array([md.psnr(a[None], b[None]) for a, b in zip(x, y)])
-
-
 def freeinv_figures(pipe, n: int = N_RECON) -> dict:
     """Reconstruction PSNR at w = 1 of DDIM and of FreeInv at 10 and 20 steps on ``n`` held-out images,
     mean and ``_se``, and the paired gain with its ``_se`` (each image its own random draws): FreeInv with horizontal flips
@@ -201,12 +197,12 @@ def freeinv_figures(pipe, n: int = N_RECON) -> dict:
     z0, cond = pipe.encode(images), pipe.embed([caption(s) for s in scenes])
     out = {}
     for steps in FREEINV_STEPS:
-        ddim = _per_image_psnr(images, pipe.decode(md.ddim_sample(pipe, md.ddim_invert(pipe, z0, cond, steps), cond, steps)))
+        ddim = md.psnr_per_image(images, pipe.decode(md.ddim_sample(pipe, md.ddim_invert(pipe, z0, cond, steps), cond, steps)))
         out[f"ddim_recon_psnr_{steps}"], out[f"ddim_recon_psnr_{steps}_se"] = (round(v, 3) for v in md.mean_se(ddim))
         for key, transforms in (("freeinv", FLIPS), ("freeinv_rot", ROTATIONS)):
             schedule = md.per_image_schedule(n, steps, transforms, torch.Generator().manual_seed(steps))
             inv = md.freeinv_invert(pipe, z0, cond, steps, schedule=schedule)
-            free = _per_image_psnr(images, pipe.decode(md.freeinv_sample(pipe, inv.latent, schedule=inv.schedule, cond=cond, steps=steps)))
+            free = md.psnr_per_image(images, pipe.decode(md.freeinv_sample(pipe, inv.latent, schedule=inv.schedule, cond=cond, steps=steps)))
             out[f"{key}_recon_psnr_{steps}"], out[f"{key}_recon_psnr_{steps}_se"] = (round(v, 3) for v in md.mean_se(free))
             out[f"{key}_gain_{steps}"], out[f"{key}_gain_{steps}_se"] = (round(v, 3) for v in md.mean_se(free - ddim))
     return out

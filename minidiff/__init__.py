@@ -9,23 +9,9 @@ from .freeinv import BranchAverage, FreeInvInversion, PatchGridRotation, PerImag
 from .generate import generate
 from .inversions import DirectInversion, NegativePromptInversion, direct_inversion, negative_prompt_inversion
 from .nulltext import NullTextInversion, null_text_invert
-from .impus import (
-    ImpusMorph,
-    MorphDenoiser,
-    PathLength,
-    PathMetrics,
-    PerceptualAlphas,
-    impus_guidance,
-    impus_morph,
-    lerp,
-    lora_rank,
-    path_metrics,
-    perceptual_alphas,
-    perceptual_path_length,
-    relative_ppd,
-    slerp,
-    textual_inversion,
-)
+from .alpha_search import PerceptualAlphas, perceptual_alphas
+from .impus import ImpusMorph, MorphDenoiser, impus_guidance, impus_morph, lerp, lora_rank, slerp, textual_inversion
+from .path_metrics import PathLength, PathMetrics, path_metrics, perceptual_path_length, relative_ppd
 from .perceptual import perceptual_distance
 from .p2p import P2PEdit, p2p_sample
 from .pipelines import load_pipeline, wrap
@@ -37,6 +23,7 @@ from .metrics import (
     nearest_mode_share,
     per_mode_spread,
     psnr,
+    psnr_per_image,
     reconstruction_error,
     transport_cost,
     w2_squared,
@@ -45,7 +32,7 @@ from .metrics import (
 __all__ = [
     "Denoiser", "GuidanceDistilledDenoiser", "guided", "ddim_invert", "ddim_sample", "ddim_schedulers", "flow_invert", "flow_sample",
     "flow_sigmas", "flowedit", "inversion_edit", "sdedit", "masked_psnr", "generate", "DirectInversion", "NegativePromptInversion", "direct_inversion", "negative_prompt_inversion", "NullTextInversion", "BranchAverage", "FreeInvInversion", "PatchGridRotation", "PerImage", "Transform", "per_image_schedule", "freeinv_invert", "freeinv_sample", "null_text_invert", "mixture_w2_squared", "mmd_rbf", "nearest_mode_share", "per_mode_spread",
-    "psnr", "reconstruction_error", "transport_cost", "w2_squared",
+    "psnr", "psnr_per_image", "reconstruction_error", "transport_cost", "w2_squared",
     "ImpusMorph", "MorphDenoiser", "PathLength", "PathMetrics", "PerceptualAlphas", "impus_guidance", "impus_morph", "lerp", "lora_rank",
     "path_metrics", "perceptual_alphas", "perceptual_path_length", "relative_ppd", "slerp", "textual_inversion",
     "perceptual_distance", "P2PEdit", "p2p_sample", "load_pipeline", "wrap", "Claims", "bootstrap_se", "fmt", "mean_se", "significant",

@@ -25,8 +25,8 @@ Given two images x¹, x² and their prompts, IMPUS builds a morph x(α), α ∈ 
 7. **Perceptually uniform α**: from α = 0, binary-search the next α so that
    d(previous frame, new frame) ≈ δ (within a tolerance); stop when d(current, x(1)) ≤ δ.
 
-The metrics of the paper (and DiffMorpher's) are here too: perceptual path length (PPL) and the
-total / largest / max-over-mean of the consecutive perceptual steps of a sequence.
+The paper's (and DiffMorpher's) path metrics are in :mod:`minidiff.path_metrics` (rPPD, PPL, the
+consecutive perceptual steps) and move 7's search in :mod:`minidiff.alpha_search`.
 """
 from __future__ import annotations
 
@@ -37,15 +37,14 @@ from dataclasses import dataclass, field
 from itertools import count
 from typing import Callable
 
-import numpy as np
 import torch
 from diffusers import DDIMScheduler
 
-from ._checks import check_latents, check_steps
+from ._checks import check_latents
 from .ddim import ddim_invert, ddim_sample
 from .denoiser import check_denoiser
+from .path_metrics import relative_ppd
 from .progress import progress_bar
-from .stats import bootstrap_se
 
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0")
 _names = count()
@@ -122,154 +121,6 @@ def lora_rank(rppd: float, variance_ok: bool = True) -> int:
         raise ValueError(f"rPPD must be a finite, non-negative number, got {rppd}.")
     rank = 2 ** max(0, math.floor(18 * rppd - 6))
     return rank if variance_ok else max(rank, 16)
-
-
-def relative_ppd(frames: torch.Tensor, distance: Callable) -> float:
-    """rPPD of a sequence of n ≥ 3 frames (n, 3, H, W) from α = 0 to α = 1:
-    the n − 1 consecutive distances summed, over (n − 1)·d(first, last)."""
-    if frames.shape[0] < 3:
-        raise ValueError(f"rPPD needs at least 3 frames (both ends and an interpolant), got {frames.shape[0]}.")
-    steps = distance(frames[1:], frames[:-1])
-    return float(steps.sum() / ((len(frames) - 1) * distance(frames[-1:], frames[:1])[0]).clamp_min(1e-12))
-
-
-@dataclass
-class PathMetrics:
-    """The consecutive perceptual steps of a sequence of frames and their summaries.
-
-    Attributes:
-        steps: d(frame_i, frame_{i+1}), shape (n − 1,).
-        total: Σ steps (DiffMorpher's LPIPS_T analogue).
-        largest: max steps (LPIPS_max analogue).
-        max_over_mean: max / mean of the steps; 1 for perfectly even spacing.
-    """
-
-    steps: torch.Tensor
-    total: float
-    largest: float
-    max_over_mean: float
-
-
-def path_metrics(frames: torch.Tensor, distance: Callable) -> PathMetrics:
-    """:class:`PathMetrics` of frames (n ≥ 2, 3, H, W) under ``distance(a, b) -> (B,)``."""
-    if frames.shape[0] < 2:
-        raise ValueError(f"a path needs at least 2 frames, got {frames.shape[0]}.")
-    steps = distance(frames[1:], frames[:-1])
-    mean = float(steps.mean())
-    return PathMetrics(steps, float(steps.sum()), float(steps.max()), float(steps.max()) / max(mean, 1e-12))
-
-
-@dataclass
-class PathLength:
-    """A perceptual path length estimate.
-
-    Attributes:
-        value: the mean of d(x(α), x(α + ε)) / ε² over the α drawn (trimmed only when ``trimmed``).
-        se: its bootstrap standard error (resampling the α).
-        n: the α drawn.
-        trimmed: whether values outside the 1st–99th percentiles were dropped (only for n ≥ ``TRIM_FROM``).
-    """
-
-    value: float
-    se: float
-    n: int
-    trimmed: bool
-
-
-#: StyleGAN's PPL drops the values outside the 1st–99th percentiles of ~10⁵ samples. With a few dozen,
-#: np.percentile's interpolation always drops the largest value: the abrupt transition PPL exists to catch.
-TRIM_FROM = 300
-
-
-def perceptual_path_length(sample: Callable, distance: Callable, n: int = 256, eps: float = 1e-4,
-                           generator: torch.Generator | None = None, batch: int = 64, n_boot: int = 1000) -> PathLength:
-    """Perceptual path length of a morph (Karras et al. 2019, as IMPUS and DiffMorpher report it).
-
-    .. math:: \\mathrm{PPL} = \\mathbb E_{\\alpha \\sim U(0, 1-\\varepsilon)}
-              \\Big[\\tfrac{1}{\\varepsilon^2}\\, d\\big(x(\\alpha), x(\\alpha + \\varepsilon)\\big)\\Big]
-
-    The values outside their 1st–99th percentiles are dropped only when n ≥ :data:`TRIM_FROM`; the
-    standard error is a bootstrap over the α drawn (with the same trimming rule in each resample).
-
-    Args:
-        sample: α (N,) → images (N, 3, H, W) in [−1, 1].
-        distance: (a, b) → (B,) distances.
-        n: number of α drawn.
-        eps: ε (1e-4 as in the papers).
-        generator: seeds the α draws (and the bootstrap).
-        batch: at most this many images per call of ``sample`` (pairs are kept together).
-        n_boot: bootstrap resamples.
-    """
-    check_steps(n, 10**7, "n")
-    alpha = torch.rand(n, generator=generator, dtype=torch.float64) * (1 - eps)
-    values = []
-    for chunk in alpha.split(max(1, batch // 2)):
-        images = sample(torch.cat([chunk, chunk + eps]).float())
-        values.append(distance(*images.chunk(2)).double() / eps**2)
-    values = torch.cat(values).cpu().numpy()
-    trim = n >= TRIM_FROM
-
-    def estimate(v: np.ndarray) -> float:
-        if not trim:
-            return float(v.mean())
-        lo, hi = np.percentile(v, [1, 99])
-        return float(v[(v >= lo) & (v <= hi)].mean())
-
-    seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator)) if generator is not None else 0
-    return PathLength(estimate(values), bootstrap_se(estimate, values, n_boot, seed), n, trim)
-
-
-@dataclass
-class PerceptualAlphas:
-    """Result of :func:`perceptual_alphas`.
-
-    Attributes:
-        alphas: the chosen α, increasing from 0 to 1.
-        frames: the frames at those α, (len(alphas), 3, H, W).
-        probes: how many frames the search sampled in all (its cost).
-    """
-
-    alphas: list[float]
-    frames: torch.Tensor
-    probes: int
-
-
-def perceptual_alphas(sample: Callable, distance: Callable, delta: float = 0.2, tol: float = 0.01,
-                      max_probes: int = 12, max_frames: int = 64) -> PerceptualAlphas:
-    """IMPUS's perceptually uniform sampling of α by binary search.
-
-    From α₀ = 0: while d(x(α_k), x(1)) > δ, bisect α in (α_k, 1] until
-    |d(x(α_k), x(α)) − δ| ≤ tol (or ``max_probes`` bisections), take it as α_{k+1}; finally append α = 1.
-
-    Args:
-        sample: α (N,) → images (N, 3, H, W).
-        distance: (a, b) → (B,) distances.
-        delta: δ, the wanted perceptual step (IMPUS: 0.2 in LPIPS units; scale it to your distance).
-        tol: tolerance on each step (IMPUS: 0.01).
-        max_probes: most bisections per frame.
-        max_frames: most frames in all; reaching it raises, as δ is then too small for the path.
-    """
-    if not 0 < tol < delta:
-        raise ValueError(f"need 0 < tol < delta, got tol={tol}, delta={delta}.")
-    alphas, frames = [0.0], [sample(torch.tensor([0.0]))]
-    end, probes = sample(torch.tensor([1.0])), 2
-    while float(distance(frames[-1], end)[0]) > delta:
-        if len(alphas) >= max_frames:
-            raise RuntimeError(f"{max_frames} frames and still more than δ = {delta} from the end: pass a larger delta.")
-        lo, hi = alphas[-1], 1.0
-        for _ in range(max_probes):
-            mid = (lo + hi) / 2
-            frame = sample(torch.tensor([mid]))
-            probes += 1
-            d = float(distance(frames[-1], frame)[0])
-            if abs(d - delta) <= tol:
-                break
-            lo, hi = (lo, mid) if d > delta else (mid, hi)
-        alphas.append(mid)
-        frames.append(frame)
-    alphas.append(1.0)
-    frames.append(end)
-    return PerceptualAlphas(alphas, torch.cat(frames), probes)
 
 
 def _backbone(denoiser):

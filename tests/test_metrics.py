@@ -47,3 +47,23 @@ def test_masked_psnr_counts_only_the_mask():
 
     expected = 10 * torch.log10(torch.tensor(4.0) / (1 / 9)).item()
     assert abs(masked_psnr(x, y, keep) - expected) < 1e-4
+
+
+def test_the_one_psnr_is_scikit_images_with_a_floor():
+    """psnr_per_image equals skimage's peak_signal_noise_ratio per image (and on the masked pixels
+    alone), and identical images score the documented cap instead of ∞."""
+    import numpy as np
+    from skimage.metrics import peak_signal_noise_ratio
+
+    from minidiff import psnr_per_image
+    from minidiff.metrics import MSE_FLOOR
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.rand(3, 3, 8, 8, generator=g) * 2 - 1, torch.rand(3, 3, 8, 8, generator=g) * 2 - 1
+    mask = torch.rand(3, 1, 8, 8, generator=g) > 0.5
+    ours, masked = psnr_per_image(x, y), psnr_per_image(x, y, mask)
+    for i in range(3):
+        a, b, m = x[i].double().numpy(), y[i].double().numpy(), np.broadcast_to(mask[i].numpy(), (3, 8, 8))
+        assert abs(ours[i] - peak_signal_noise_ratio(a, b, data_range=2.0)) < 1e-9
+        assert abs(masked[i] - peak_signal_noise_ratio(a[m], b[m], data_range=2.0)) < 1e-9
+    assert psnr_per_image(x, x).tolist() == [10 * np.log10(4 / MSE_FLOOR)] * 3

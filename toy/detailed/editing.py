@@ -11,26 +11,31 @@ pixels that must change are known. An edit is scored as in the fast world
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from minidiff.metrics import psnr_per_image
+from toy.editing_case import WorldCase
 from toy.detailed.edits import EDIT_KINDS, Edit, change_mask, edit_scene, edit_set
 from toy.detailed.reader import read
+# caption, render and IMAGE_SIZE are also this module's world interface (toy.editing_case.WorldCase)
 from toy.detailed.world import IMAGE_SIZE, Scene, caption, describe, render, sample_scenes
 
 ATTRIBUTES = EDIT_KINDS
 
 
 @dataclass(frozen=True)
-class EditCase:
+class EditCase(WorldCase):
     """A source scene and one :class:`~toy.detailed.Edit` of it. ``blend_words`` are the words whose
     cross-attention maps make local blending's mask: the edited object's colour and kind, or the
     background word for background and texture edits, as (words of the source, words of the target)."""
 
     source: Scene
     edit: Edit
+    world = sys.modules[__name__]
 
     @property
     def target(self) -> Scene:
@@ -40,13 +45,6 @@ class EditCase:
     def attribute(self) -> str:
         return self.edit.kind
 
-    @property
-    def source_caption(self) -> str:
-        return caption(self.source)
-
-    @property
-    def target_caption(self) -> str:
-        return caption(self.target)
 
     @property
     def blend_words(self) -> tuple[str, str]:
@@ -54,15 +52,6 @@ class EditCase:
             return "background", "background"
         before, after = self.source.objects[self.edit.index], self.target.objects[self.edit.index]
         return f"{before.color} {before.kind}", f"{after.color} {after.kind}"
-
-    @staticmethod
-    def images(cases: list[EditCase], size: int = IMAGE_SIZE) -> torch.Tensor:
-        """The sources rendered at ``size``: (N, 3, size, size) in [-1, 1]."""
-        return render([c.source for c in cases], size=size)
-
-    @staticmethod
-    def score(edited: torch.Tensor, cases: list[EditCase]) -> dict[str, np.ndarray]:
-        return score_edits(edited, cases)
 
 
 def editing_cases(n: int = 32, seed: int = 300) -> list[EditCase]:
@@ -73,12 +62,6 @@ def editing_cases(n: int = 32, seed: int = 300) -> list[EditCase]:
     # texture edits need a caption that names the texture (half of them do): draw enough scenes
     pairs = edit_set(sample_scenes(4 * n, seed, split="heldout"), n // len(ATTRIBUTES), seed)
     return [EditCase(scene, edit) for scene, edit in pairs]
-
-
-def _psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> float:
-    err = (a - b) ** 2
-    mse = (err[mask.expand_as(err)] if mask is not None else err).mean().clamp_min(1e-10)
-    return float(10 * torch.log10(4.0 / mse))
 
 
 def change_masks(cases: list[EditCase]) -> torch.Tensor:
@@ -102,6 +85,6 @@ def score_edits(edited: torch.Tensor, cases: list[EditCase]) -> dict[str, np.nda
     readings = read(edited)
     return {
         "edit_acc": np.array([float(r.matches(describe(c.target))) for r, c in zip(readings, cases)]),
-        "bg_psnr": np.array([_psnr(e, s, k) for e, s, k in zip(edited, sources, keep)]),
-        "gt_psnr": np.array([_psnr(e, t) for e, t in zip(edited, targets)]),
+        "bg_psnr": psnr_per_image(edited, sources, keep),
+        "gt_psnr": psnr_per_image(edited, targets),
     }

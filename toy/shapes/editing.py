@@ -11,24 +11,29 @@ Scores are per edit, so a summary gives means with standard errors and a breakdo
 """
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from minidiff.metrics import psnr_per_image
+from toy.editing_case import WorldCase
 from toy.shapes.edits import ATTRIBUTES, change_mask, edit_scene
 from toy.shapes.reader import read_attributes
+# caption, render and IMAGE_SIZE are also this module's world interface (toy.editing_case.WorldCase)
 from toy.shapes.world import COLORS, IMAGE_SIZE, KINDS, Scene, caption, heldout_scenes, parse_caption, render, to_world
 
 
 @dataclass(frozen=True)
-class EditCase:
+class EditCase(WorldCase):
     """A source scene, its edited target, which attribute changed, and the words whose
     cross-attention maps make local blending's mask: (words of the source, words of the target)."""
 
     source: Scene
     target: Scene
     attribute: str
+    world = sys.modules[__name__]
 
     @property
     def blend_words(self) -> tuple[str, str]:
@@ -36,22 +41,6 @@ class EditCase:
             return "background", "background"
         return f"{self.source.color} {self.source.kind}", f"{self.target.color} {self.target.kind}"
 
-    @property
-    def source_caption(self) -> str:
-        return caption(self.source)
-
-    @property
-    def target_caption(self) -> str:
-        return caption(self.target)
-
-    @staticmethod
-    def images(cases: list[EditCase], size: int = IMAGE_SIZE) -> torch.Tensor:
-        """The sources rendered at ``size``: (N, 3, size, size) in [-1, 1]."""
-        return render([c.source for c in cases], size=size)
-
-    @staticmethod
-    def score(edited: torch.Tensor, cases: list[EditCase]) -> dict[str, np.ndarray]:
-        return score_edits(edited, cases)
 
 
 def editing_cases(n: int = 30, seed: int = 200) -> list[EditCase]:
@@ -70,12 +59,6 @@ def editing_cases(n: int = 30, seed: int = 200) -> list[EditCase]:
     return cases
 
 
-def _psnr(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> float:
-    err = (a - b) ** 2
-    mse = (err[mask.expand_as(err)] if mask is not None else err).mean().clamp_min(1e-10)
-    return float(10 * torch.log10(4.0 / mse))
-
-
 def score_edits(edited: torch.Tensor, cases: list[EditCase]) -> dict[str, np.ndarray]:
     """Per-edit scores of ``edited`` (N, 3, H, W) in [−1, 1] against the ground truth of ``cases``, on the
     world's 32² grid (``to_world``: a full-scale model's images are area-averaged to it).
@@ -89,8 +72,8 @@ def score_edits(edited: torch.Tensor, cases: list[EditCase]) -> dict[str, np.nda
     read = read_attributes(edited)
     return {
         "edit_acc": np.array([float(r == parse_caption(caption(c.target))) for r, c in zip(read, cases)]),
-        "bg_psnr": np.array([_psnr(e, s, ~change_mask(c.source, c.target)) for e, s, c in zip(edited, sources, cases)]),
-        "gt_psnr": np.array([_psnr(e, t) for e, t in zip(edited, targets)]),
+        "bg_psnr": psnr_per_image(edited, sources, torch.stack([~change_mask(c.source, c.target) for c in cases])),
+        "gt_psnr": psnr_per_image(edited, targets),
     }
 
 
