@@ -58,6 +58,9 @@ TINY: dict[str, dict] = {
     # count, and tiny-flow has 64), so n_max = 33 of 50 starts FlowEdit at σ = 0.66 instead of SD3's ≈ 0.85
     "tiny-flow": FULL_SCALE["sd3"] | _TINY | {"model": "tiny-flow", "guidance": 5.0},
     "tiny-flux": FULL_SCALE["flux"] | _TINY | {"model": "tiny-flux"},
+    # the detailed world's model (64² images, 16×16 latents): not the fast world the lessons' asserted
+    # checks are facts of, so a lesson treats it as it treats a full-scale model
+    "tiny-sd-64": FULL_SCALE["sd15"] | _TINY | {"model": "tiny-sd-64", "resolution": 64, "shapes_world": False},
 }
 #: the pipeline class named in a ``model_index.json`` → its family
 PIPELINE_FAMILY = {"StableDiffusionPipeline": "sd15", "StableDiffusion3Pipeline": "sd3", "FluxPipeline": "flux"}

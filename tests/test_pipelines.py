@@ -214,7 +214,9 @@ def test_numpy_hwc_uint8_images_are_accepted(sd):
 
 def test_shipped_models_load_by_name():
     """The README's load_pipeline("tiny-sd"): names come from the minidiff.models entry points."""
-    assert {"tiny-sd", "tiny-flow", "tiny-flux", "tiny-sd-noisy"} <= set(md.pipelines.registered_models())
+    assert {"tiny-sd", "tiny-flow", "tiny-flux", "tiny-sd-noisy", "tiny-sd-64"} <= set(md.pipelines.registered_models())
+    detailed = load_pipeline("tiny-sd-64", device="cpu")
+    assert isinstance(detailed, StableDiffusionDenoiser) and detailed.image_size == 64 and detailed.sample_size == 16
     assert isinstance(load_pipeline("tiny-sd", device="cpu"), StableDiffusionDenoiser)
     assert isinstance(load_pipeline("tiny-flow", device="cpu"), SD3Denoiser)
     assert isinstance(load_pipeline("tiny-flux", device="cpu"), FluxDenoiser)

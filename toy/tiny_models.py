@@ -155,7 +155,8 @@ def build_tiny_flux(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path 
 
 
 def shipped_folder(name: str) -> str:
-    """The folder of the shipped tiny model ``name`` ("tiny-sd", "tiny-flow", "tiny-flux", "tiny-sd-noisy").
+    """The folder of the shipped tiny model ``name`` ("tiny-sd", "tiny-flow", "tiny-flux", "tiny-sd-noisy",
+    "tiny-sd-64").
 
     Registered as a ``minidiff.models`` entry point, so ``minidiff.load_pipeline("tiny-sd")`` finds it.
     """
