@@ -1,6 +1,7 @@
 """Small, fixed-range figures for the course: point clouds, transport lines, trajectories, images."""
 from __future__ import annotations
 
+import textwrap
 from typing import Sequence
 
 import matplotlib.pyplot as plt
@@ -75,19 +76,28 @@ def subplots(n: int, size: float = 3.0, **kwargs):
 
 
 def show_images(images: torch.Tensor, titles: Sequence[str] | None = None, ncols: int = 8, size: float = 1.4,
-                row_labels: Sequence[str] | None = None):
-    """Show images (B, 3, H, W) in [−1, 1] in a grid, with optional titles and a label left of each row."""
+                row_labels: Sequence[str] | None = None, fontsize: float = 7):
+    """Show images (B, 3, H, W) in [−1, 1] in a grid, with optional titles and a label left of each row.
+
+    Titles are wrapped to their image's width (a caption never runs into its neighbour's) and the
+    figure grows by the lines they take.
+    """
     imgs = (_np(images.clamp(-1, 1)).transpose(0, 2, 3, 1) + 1) / 2
     nrows = -(-len(imgs) // ncols)
     ncols = min(ncols, len(imgs))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * nrows + 0.3 * (titles is not None)), dpi=DPI, squeeze=False)
+    # characters that fit in one image's width at this font size (a glyph is at most about 0.65 em wide)
+    width = max(6, int(size * 72 / (0.65 * fontsize)))
+    wrapped = [textwrap.fill(str(t), width) for t in titles] if titles is not None else None
+    lines = max((t.count("\n") + 1 for t in wrapped), default=0) if wrapped else 0
+    title_inches = lines * fontsize * 1.25 / 72
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, (size + title_inches) * nrows), dpi=DPI, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
         if i < len(imgs):
             ax.imshow(imgs[i], interpolation="nearest")
-            if titles is not None:
-                ax.set_title(titles[i], fontsize=7)
+            if wrapped is not None:
+                ax.set_title(wrapped[i], fontsize=fontsize)
     for row, label in enumerate(row_labels or []):
-        axes[row, 0].text(-0.08, 0.5, label, transform=axes[row, 0].transAxes, ha="right", va="center", fontsize=7)
+        axes[row, 0].text(-0.08, 0.5, label, transform=axes[row, 0].transAxes, ha="right", va="center", fontsize=fontsize)
     fig.tight_layout()
     return fig
