@@ -130,19 +130,25 @@ def test_loading_picks_the_adapter(sd, flow):
     assert sd.scheduler_config["beta_schedule"] == "scaled_linear" and sd.image_size == 32
 
 
-def test_v_prediction_unets_are_converted_to_epsilon(tmp_path_factory):
-    """An SD 2.x-768 kind of UNet (prediction_type "v_prediction"): the adapter returns
-    ε = √ᾱ v + √(1−ᾱ) x_t, and minidiff's DDIM then samples exactly as StableDiffusionPipeline does."""
+def _build_v(vae=None, tokenizer_dir=None):
+    """tiny-sd with an SD 2.x-768 kind of scheduler: the UNet is read as predicting v."""
     from diffusers import DDIMScheduler
 
     from toy.tiny_models import SD_SCHEDULER
 
-    def build_v(vae=None, tokenizer_dir=None):
-        pipe = build_tiny_sd(vae, tokenizer_dir)
-        pipe.scheduler = DDIMScheduler(**dict(SD_SCHEDULER, prediction_type="v_prediction"))
-        return pipe
+    pipe = build_tiny_sd(vae, tokenizer_dir)
+    pipe.scheduler = DDIMScheduler(**dict(SD_SCHEDULER, prediction_type="v_prediction"))
+    return pipe
 
-    sd_v = saved_and_loaded(tmp_path_factory, build_v)
+
+@pytest.fixture(scope="module")
+def sd_v(tmp_path_factory):
+    return saved_and_loaded(tmp_path_factory, _build_v)
+
+
+def test_v_prediction_unets_are_converted_to_epsilon(sd_v):
+    """An SD 2.x-768 kind of UNet (prediction_type "v_prediction"): the adapter returns
+    ε = √ᾱ v + √(1−ᾱ) x_t, and minidiff's DDIM then samples exactly as StableDiffusionPipeline does."""
     assert sd_v.prediction == "epsilon" and sd_v.unet_prediction == "v_prediction"
     assert sd_v.scheduler_config["prediction_type"] == "epsilon"
     cond, z = sd_v.embed(PROMPT), sd_v.noise(2, torch.Generator().manual_seed(0))
@@ -153,6 +159,25 @@ def test_v_prediction_unets_are_converted_to_epsilon(tmp_path_factory):
     theirs = sd_v.pipe(prompt=[PROMPT] * 2, num_inference_steps=5, guidance_scale=3.0, latents=z, eta=0.0,
                        output_type="latent").images
     torch.testing.assert_close(ours, theirs, atol=1e-4, rtol=0)
+
+
+def test_every_epsilon_method_runs_on_a_v_prediction_unet(sd_v):
+    """DDIM, null-text, negative-prompt and Direct Inversion, P2P and IMPUS's textual inversion on the
+    v-prediction UNet, with their closed-form facts: null-text with no iterations is DDIM inversion,
+    negative-prompt inversion at w = 1 reconstructs as DDIM, Direct Inversion's source branch lands on x_0."""
+    z0 = sd_v.encode(torch.rand(1, 3, 32, 32) * 2 - 1)
+    cond = sd_v.embed(PROMPT)
+    zT = md.ddim_invert(sd_v, z0, cond, steps=5)
+    nti = md.null_text_invert(sd_v, z0, cond, steps=5, inner_steps=0)
+    torch.testing.assert_close(nti.latent, zT)
+    npi = md.negative_prompt_inversion(sd_v, z0, cond, steps=5)
+    torch.testing.assert_close(md.ddim_sample(sd_v, npi.latent, cond, steps=5), md.ddim_sample(sd_v, zT, cond, steps=5))
+    di = md.direct_inversion(sd_v, z0, cond, steps=5)
+    out = md.p2p_sample(sd_v, di.latent, md.P2PEdit(PROMPT, "a red square on a blue background"), steps=5,
+                        source_path=di.source_path)
+    torch.testing.assert_close(out[0, 0], z0[0], atol=1e-5, rtol=0)
+    emb, losses = md.textual_inversion(sd_v, z0, cond, iters=2, generator=torch.Generator().manual_seed(0))
+    assert emb.shape == cond.shape and len(losses) == 2 and all(np.isfinite(losses))
 
 
 def test_sd_embed_encode_decode_and_ddim(sd):
