@@ -15,6 +15,12 @@
         a Python literal). Either writes to build/custom, never over build/executed.
     python3 course.py test [PYTEST ARGS ...]
         make .venv if needed, run all tests (unit tests + the notebooks under nbval)
+    python3 course.py release [DIR]
+        write the student copies (solutions replaced by stubs that raise, hidden checks withheld) to
+        DIR/student/NN_topic.ipynb and the teacher's copies to DIR/teacher/ (default: build/release)
+    python3 course.py grade SUBMISSIONS_DIR
+        autograde SUBMISSIONS_DIR/<student>/NN_topic.ipynb with nbgrader: grades.csv (a row per student,
+        a column per exercise, total) and feedback/<student>/NN_topic.html
     python3 course.py lab [JUPYTERLAB ARGS ...]
         open JupyterLab on notebooks/, e.g. python3 course.py lab --allow-root --port 8890
 
@@ -547,6 +553,10 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, **headless_env()}  # nbval's kernels inherit pytest's environment
         # -rs: every skipped test is listed with its reason (the browser tests without Chromium)
         return subprocess.run([str(python), "-m", "pytest", "-rs", *rest], cwd=ROOT, env=env).returncode
+    if command in ("release", "grade"):
+        python = setup()
+        env = {**os.environ, **headless_env()}
+        return subprocess.run([str(python), str(ROOT / "classroom.py"), command, *rest], cwd=ROOT, env=env).returncode
     if command == "lab":
         python = setup("dev,lab")
         return subprocess.run([str(python), "-m", "jupyter", "lab", str(NOTEBOOKS), *rest], cwd=ROOT).returncode
