@@ -93,3 +93,34 @@ def test_broken_submissions_get_a_row_and_a_reason_and_everyone_feedback(graded)
     assert "not a valid notebook" in rows["frank"]["notes"] and rows["frank"]["total"] == "0.0"
     for student in rows:
         assert (subs / "feedback" / student / f"{LESSON.stem}.html").read_text().strip()
+
+
+IMAGE_LESSONS = ("04", "06", "07", "08", "09")
+
+
+@pytest.mark.parametrize("path", classroom.lessons(), ids=lambda p: p.stem)
+def test_every_lesson_marks_its_exercises_for_the_grader(path):
+    """Answer cells hold their solution between the markers, checks carry points and unique ids, no
+    solution is left in view, and each image lesson has a graded check and a prediction question."""
+    nb = nbformat.read(path, as_version=4)
+    ids = [c.metadata["nbgrader"]["grade_id"] for c in nb.cells if "nbgrader" in c.metadata]
+    assert len(ids) == len(set(ids))
+    for c in nb.cells:
+        meta = c.metadata.get("nbgrader", {})
+        if meta.get("solution"):
+            assert "### BEGIN SOLUTION" in c.source and "### END SOLUTION" in c.source
+        assert not c.source.startswith("**Solution")
+        if c.cell_type == "code" and "raise NotImplementedError" in c.source:
+            assert meta.get("solution"), "an unmarked stub: make it an answer cell"
+    if path.stem[:2] in IMAGE_LESSONS:
+        assert classroom.exercises(nb), "an image lesson needs a graded exercise"
+        assert any(c.cell_type == "markdown" and c.metadata.get("nbgrader", {}).get("solution") for c in nb.cells), \
+            "an image lesson needs a prediction question"
+
+
+def test_release_builds_every_lesson(tmp_path):
+    written = classroom.release(tmp_path)
+    assert len(written) == 2 * len(classroom.lessons())
+    for path in classroom.lessons():
+        student = nbformat.read(tmp_path / "student" / path.name, as_version=4)
+        assert "BEGIN SOLUTION" not in "".join(c.source for c in student.cells)
