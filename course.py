@@ -15,6 +15,9 @@
         a Python literal). Either writes to build/custom, never over build/executed.
     python3 course.py test [PYTEST ARGS ...]
         make .venv if needed, run all tests (unit tests + the notebooks under nbval)
+    python3 course.py site
+        build the course site (Jupyter Book) from the executed notebooks into build/site: the lesson
+        map, previous / next links, search, offline maths, the bibliography and the glossary
     python3 course.py release [DIR]
         write the student copies (solutions replaced by stubs that raise, hidden checks withheld) to
         DIR/student/NN_topic.ipynb and the teacher's copies to DIR/teacher/ (default: build/release)
@@ -553,6 +556,9 @@ def main(argv: list[str] | None = None) -> int:
         env = {**os.environ, **headless_env()}  # nbval's kernels inherit pytest's environment
         # -rs: every skipped test is listed with its reason (the browser tests without Chromium)
         return subprocess.run([str(python), "-m", "pytest", "-rs", *rest], cwd=ROOT, env=env).returncode
+    if command == "site":
+        python = setup()
+        return subprocess.run([str(python), str(ROOT / "site_builder.py")], cwd=ROOT).returncode
     if command in ("release", "grade"):
         python = setup()
         env = {**os.environ, **headless_env()}

@@ -4,36 +4,17 @@ tests run a real headless Chromium with every host name unresolvable (.ci/run in
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import course  # noqa: E402
+from conftest import dump_dom as _dump_dom, needs_chromium  # noqa: E402
 
-CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
-                 if p and Path(p).exists()), None)
-needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed "
-                                    "(apt-get install chromium; .ci/run installs it when run as root)")
 WIDGET_STATE, WIDGET_VIEW = course.WIDGET_STATE, course.WIDGET_VIEW
-
-
-def _dump_dom(page: Path, profile: Path) -> str:
-    """The DOM of ``page`` after its scripts ran, in headless Chromium with no network at all."""
-    done = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-         "--host-resolver-rules=MAP * ~NOTFOUND",  # offline: no host name resolves
-         "--virtual-time-budget=10000", "--dump-dom", page.as_uri()],
-        capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-2000:]
-    return done.stdout
-
 
 def _maths_notebook():
     return nbformat.v4.new_notebook(cells=[
