@@ -21,6 +21,10 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent
+#: minidiff's modules with a page each in the API reference (the private helpers left out)
+API_MODULES = ("denoiser", "ddim", "flow", "nulltext", "inversions", "p2p", "freeinv", "flowedit", "flow_baselines",
+               "impus", "path_metrics", "alpha_search", "perceptual", "metrics", "stats", "generate", "pipelines",
+               "settings", "footprint", "plotting")
 NOTEBOOKS, DOCS = ROOT / "notebooks", ROOT / "docs"
 SOURCE, OUT = ROOT / "build" / "site-src", ROOT / "build" / "site"
 # MathJax sits beside the pages, not in _static (Jupyter Book would load every .js there); Sphinx
@@ -43,7 +47,10 @@ launch_buttons:
 parse:
   myst_enable_extensions: [dollarmath, amsmath]
 sphinx:
+  extra_extensions: [sphinx.ext.autodoc, sphinx.ext.napoleon]
   config:
+    autodoc_member_order: bysource
+    autodoc_typehints: description
     html_static_path: [_static]
     mathjax_path: "{mathjax}"
     html_theme_options:
@@ -95,12 +102,20 @@ def write_source(source: Path = SOURCE) -> Path:
     (source / "_config.yml").write_text(CONFIG.format(mathjax=MATHJAX_PATH))
     toc = ["format: jb-book", "root: index", "parts:", "  - caption: Lessons", "    chapters:"]
     toc += [f"      - file: {r['stem']}" for r in rows]
-    toc += ["  - caption: References", "    chapters:", "      - file: bibliography", "      - file: glossary"]
+    toc += ["  - caption: References", "    chapters:", "      - file: bibliography", "      - file: glossary",
+            "      - file: api/index", "        sections:"] + [f"          - file: api/{m}" for m in API_MODULES]
     (source / "_toc.yml").write_text("\n".join(toc) + "\n")
     (source / "index.md").write_text(index_page(rows), encoding="utf-8")
     for r in rows:
         nb = course.static_widgets(nbformat.read(NOTEBOOKS / f"{r['stem']}.ipynb", as_version=4))
         nbformat.write(nb, source / f"{r['stem']}.ipynb")
+    (source / "api").mkdir()
+    (source / "api" / "index.md").write_text(
+        "# API reference\n\nminidiff's modules, from their docstrings: tensor shapes, the papers' equations and "
+        "algorithms. Every method follows one calling convention, `(denoiser, x, cond, …, steps=50, guidance=…, null=None)`.\n")
+    for module in API_MODULES:
+        (source / "api" / f"{module}.md").write_text(
+            f"# minidiff.{module}\n\n```{{eval-rst}}\n.. automodule:: minidiff.{module}\n   :members:\n```\n")
     for name in ("bibliography.md", "glossary.md"):
         shutil.copy(DOCS / name, source / name)
     (source / "_static").mkdir()

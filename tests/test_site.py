@@ -58,7 +58,8 @@ def test_the_index_is_the_lesson_map(site):
 
 def test_every_internal_link_resolves_and_nothing_comes_from_the_network(site):
     broken, remote = [], []
-    for page in sorted(site.glob("*.html")):
+    pages = [p for p in site.rglob("*.html") if not p.relative_to(site).parts[0].startswith("_")]
+    for page in sorted(pages):
         for tag, attrs, value in _refs(page):
             parts = urlsplit(value)
             if parts.scheme in ("http", "https"):  # a link to a paper is fine; a resource the page loads is not
@@ -72,6 +73,14 @@ def test_every_internal_link_resolves_and_nothing_comes_from_the_network(site):
                 broken.append(f"{page.name}: {value}")
     assert not broken, "links that lead nowhere:\n" + "\n".join(broken[:20])
     assert not remote, "resources fetched from the network:\n" + "\n".join(remote[:20])
+
+
+def test_the_api_reference_has_a_page_per_module(site):
+    for module in site_builder.API_MODULES:
+        page = (site / "api" / f"{module}.html").read_text(encoding="utf-8")
+        assert f"minidiff.{module}" in page
+    ddim = (site / "api" / "ddim.html").read_text(encoding="utf-8")
+    assert "ddim_invert" in ddim and "(B, ...)" in ddim  # the functions, with their tensor shapes
 
 
 def test_lessons_have_previous_next_links_and_a_table_of_contents(site):
