@@ -53,6 +53,11 @@ sphinx:
     autodoc_typehints: description
     html_static_path: [_static]
     mathjax_path: "{mathjax}"
+    # MathJax 2 (the copy that ships with jupyter-server-mathjax): the book marks notebook cells
+    # tex2jax_ignore and re-enables the maths by class, as MathJax 3's processHtmlClass does
+    mathjax2_config:
+      tex2jax:
+        processClass: "math|output_area|tex2jax_process|mathjax_process"
     html_theme_options:
       use_download_button: false
       use_fullscreen_button: false
