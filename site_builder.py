@@ -70,6 +70,9 @@ def lesson_rows() -> list[dict]:
     study time and run time (its header's lines)."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     shows = {m.group(1): m.group(2).strip() for m in re.finditer(r"^\| `(\d\d_\w+)` \| (.*?) \|", readme, re.M)}
+    sys.path.insert(0, str(ROOT))
+    import course
+
     timings = json.loads((NOTEBOOKS / "timings.json").read_text())
     rows = []
     for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
@@ -78,7 +81,7 @@ def lesson_rows() -> list[dict]:
         prerequisites = re.search(r"\*\*Prerequisites:\*\* (.*?)\.?$", header, re.M)
         rows.append({"stem": path.stem, "title": header.splitlines()[0].lstrip("# ").strip(), "shows": shows.get(path.stem, ""),
                      "prerequisites": prerequisites.group(1) if prerequisites else "—",
-                     "study": f"≈ {study.group(1)} min" if study else "—", "run": f"≈ {round(timings.get(path.stem, 0))} s"})
+                     "study": f"≈ {study.group(1)} min" if study else "—", "run": f"≈ {course.stated_seconds(timings.get(path.stem, 0))} s"})  # as the README states it
     return rows
 
 
