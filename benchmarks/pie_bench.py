@@ -62,13 +62,9 @@ class PieCase:
     image: Path
     source_caption: str
     target_caption: str
-    blend: tuple[str, str] | None
+    blend_words: tuple[str, str] | None
     rle: tuple[int, ...]
     world: str | None
-
-    @property
-    def blend_words(self) -> tuple[str, str] | None:
-        return self.blend
 
 
 def _prompt(text: str) -> str:
@@ -200,7 +196,7 @@ def run_case(model, case: PieCase, methods: list[str], editors: tuple[str, ...],
     z0, cond = model.encode(source), model.embed([case.source_caption])
     rows = []
     for method in methods:
-        todo = [e for e in editors if (case.id, f"{method}+{e}") not in done and (e != "p2p_lb" or case.blend)]
+        todo = [e for e in editors if (case.id, f"{method}+{e}") not in done and (e != "p2p_lb" or case.blend_words)]
         if not todo:
             continue
         start = time.perf_counter()

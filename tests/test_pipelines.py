@@ -93,13 +93,8 @@ def _readme_five_lines() -> str:
 def test_the_readmes_five_lines_run_on_a_loaded_pipeline(prediction_type):
     """The README's five lines, as written there, on a StableDiffusionPipeline built in memory (never
     through load_pipeline), with a 50×40 image: a reconstruction and an edit of the model's size."""
-    from diffusers import DDIMScheduler
-
-    from toy.tiny_models import SD_SCHEDULER
-
     torch.manual_seed(0)
-    pipe = build_tiny_sd()
-    pipe.scheduler = DDIMScheduler(**dict(SD_SCHEDULER, prediction_type=prediction_type))
+    pipe = _build_v() if prediction_type == "v_prediction" else build_tiny_sd()
     image = Image.fromarray(np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8))
     scope = dict(md=md, pipe=pipe, image=image, source=PROMPT, target="a red square on a blue background",
                  word="circle", new_word="square")
