@@ -20,6 +20,8 @@ from pathlib import Path
 
 import nbformat
 
+import course  # beside this file: its HTML helpers (static widgets, the MathJax copy, stated run times)
+
 ROOT = Path(__file__).resolve().parent
 #: minidiff's modules with a page each in the API reference (the private helpers left out)
 API_MODULES = ("denoiser", "ddim", "flow", "nulltext", "inversions", "p2p", "freeinv", "flowedit", "flow_baselines",
@@ -70,9 +72,6 @@ def lesson_rows() -> list[dict]:
     study time and run time (its header's lines)."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     shows = {m.group(1): m.group(2).strip() for m in re.finditer(r"^\| `(\d\d_\w+)` \| (.*?) \|", readme, re.M)}
-    sys.path.insert(0, str(ROOT))
-    import course
-
     timings = json.loads((NOTEBOOKS / "timings.json").read_text())
     rows = []
     for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")):
@@ -101,9 +100,6 @@ def index_page(rows: list[dict]) -> str:
 
 def write_source(source: Path = SOURCE) -> Path:
     """The book's source folder: config, table of contents, index, lessons (widgets made static), docs, MathJax."""
-    sys.path.insert(0, str(ROOT))
-    import course
-
     shutil.rmtree(source, ignore_errors=True)
     source.mkdir(parents=True)
     rows = lesson_rows()
@@ -142,9 +138,6 @@ def build(out: Path = OUT) -> Path:
         raise SystemExit(f"jupyter-book build failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     shutil.rmtree(out, ignore_errors=True)
     shutil.copytree(html, out)
-    sys.path.insert(0, str(ROOT))
-    import course
-
     if not course.install_mathjax(out):
         raise SystemExit("course.py site needs jupyter-server-mathjax (a dev dependency) for offline equations.")
     return out / "index.html"
