@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import html
+import os
 import shutil
 import subprocess
 import sys
@@ -45,8 +46,11 @@ def lessons() -> list[Path]:
 
 
 def _nbgrader(root: Path, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess:
+    # nbgrader runs `alembic` by name: the interpreter's own bin folder must be on PATH even when the
+    # virtual environment is not activated (CI and `course.py` call its python directly).
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     return subprocess.run([sys.executable, "-m", "nbgrader", *args, "--force"], cwd=root, capture_output=True,
-                          text=True, timeout=timeout)
+                          text=True, timeout=timeout, env=env)
 
 
 def _course(root: Path, lesson: Path, timeout: int) -> None:
