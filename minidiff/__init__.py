@@ -16,6 +16,7 @@ from .perceptual import perceptual_distance
 from .p2p import P2PEdit, p2p_sample
 from .pipelines import load_pipeline, wrap
 from .stats import Claims, bootstrap_se, fmt, mean_se, significant
+from .tables import Table
 from .metrics import (
     masked_psnr,
     mixture_w2_squared,
@@ -35,5 +36,5 @@ __all__ = [
     "psnr", "psnr_per_image", "reconstruction_error", "transport_cost", "w2_squared",
     "ImpusMorph", "MorphDenoiser", "PathLength", "PathMetrics", "PerceptualAlphas", "impus_guidance", "impus_morph", "lerp", "lora_rank",
     "path_metrics", "perceptual_alphas", "perceptual_path_length", "relative_ppd", "slerp", "textual_inversion",
-    "perceptual_distance", "P2PEdit", "p2p_sample", "load_pipeline", "wrap", "Claims", "bootstrap_se", "fmt", "mean_se", "significant",
+    "perceptual_distance", "P2PEdit", "p2p_sample", "load_pipeline", "wrap", "Claims", "Table", "bootstrap_se", "fmt", "mean_se", "significant",
 ]

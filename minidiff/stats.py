@@ -2,8 +2,8 @@
 
 A claim "A beats B" is judged on paired differences: it *holds* when their mean lies more than two
 standard errors from zero on the claimed side (:func:`significant`). :class:`Claims` collects a
-lesson's claims with what was measured and prints them as a table whose verdicts are computed, never
-written by hand. The measured figures are printed between ``⟨ ⟩``: the notebook tests
+lesson's claims with what was measured and shows them as a table (styled HTML in a notebook, text
+elsewhere) whose verdicts are computed, never written by hand. The measured figures are printed between ``⟨ ⟩``: the notebook tests
 (``tests/nbval_sanitize.cfg``) compare a checked cell's verdicts and counts but not those figures,
 which move in their last digits with the CPU and the thread count.
 """
@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .tables import html_table, show
 
 
 def mean_se(values) -> tuple[float, float]:
@@ -95,5 +97,21 @@ class Claims:
             lines.append(f"{len(self.rows)} claims tested; {sum(stable)} of the {len(stable)} compared across machines hold")
         return "\n".join(lines)
 
+    def __repr__(self) -> str:
+        return self.table()
+
+    def _repr_html_(self) -> str:
+        rows, classes = [], []
+        for c, h, m, stable in self.rows:
+            verdict = "holds" if h else "does not hold"
+            if stable:
+                rows.append([c, verdict, f"⟨{m}⟩" if m else ""])
+                classes.append(["", "holds" if h else "fails", ""])
+            else:  # its colour would show the verdict that the notebook tests must not compare
+                rows.append([c, f"⟨{verdict}⟩", f"⟨{m}; not compared across machines⟩"])
+                classes.append(["", "unstable", "unstable"])
+        return html_table(["claim", "verdict", "measured"], rows, self.title, self.table().splitlines()[-1], classes)
+
     def show(self) -> None:
-        print(self.table())
+        """Display the table: styled HTML (green: holds, red: does not hold) and its text in a notebook."""
+        show(self)

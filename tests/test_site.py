@@ -90,6 +90,12 @@ def test_lessons_have_previous_next_links_and_a_table_of_contents(site):
     assert "bd-toc" in page  # the per-page table of contents
 
 
+def test_results_tables_are_styled_tables_on_every_lesson(site):
+    for row in site_builder.lesson_rows():
+        page = (site / f"{row['stem']}.html").read_text(encoding="utf-8")
+        assert 'class="md-table"' in page, f"{row['stem']}: its results are not an HTML table"
+
+
 @needs_chromium
 def test_maths_renders_offline(site, tmp_path):
     dom = dump_dom(site / "02_ddim_inversion.html", tmp_path / "profile")

@@ -94,3 +94,26 @@ def test_noisy_captions_name_wrong_words_at_the_set_rate():
     assert abs((~wrong.any(1)).mean() - (1 - P_WRONG_WORD) ** 3) < 0.03
     assert all(r.color != r.background for r in read)
     assert noisy_captions(scenes[:50], 0.0) == [f"a {s.color} {s.kind} on a {s.background} background" for s in scenes[:50]]
+
+
+def test_init_from_starts_at_the_saved_weights_with_fresh_draws(tmp_path, monkeypatch):
+    """``--init-from``: the run starts from the saved modules (not a random initialisation) and draws
+    batches from another stream than the recipe's; a folder that is not a pipeline is refused by name."""
+    import torch
+
+    from toy import training
+
+    monkeypatch.setattr(training, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(training, "N_SCENES", 16)
+    first = train.train_tiny_sd(steps=1, batch=2, lr=1e-3, save_every=1)
+    first.save_pretrained(tmp_path / "first")
+    monkeypatch.setattr(training, "INIT", tmp_path / "first")
+    continued = train.train_tiny_sd(steps=0, batch=2, lr=1e-3, save_every=1, name="tiny-sd-continued")
+    for part in ("unet", "text_encoder"):
+        saved = getattr(first, part).state_dict()
+        assert all(torch.equal(saved[k], v) for k, v in getattr(continued, part).state_dict().items())
+    assert training.generator(0).initial_seed() != 0
+    monkeypatch.setattr(training, "INIT", None)
+    assert training.generator(0).initial_seed() == 0
+    with pytest.raises(SystemExit, match="--init-from .*model_index.json"):
+        train.main(["tiny-sd", "--init-from", str(tmp_path), "--out", str(tmp_path / "out")])

@@ -39,7 +39,7 @@ def train_tiny_flux(steps: int, batch: int, lr: float, save_every: int, seed: in
     index = torch.tensor([vocabulary.index(c) for c in captions])
     teacher_cond = teacher.embed(vocabulary)  # every caption embedded once: (embeds, pooled)
     teacher_null = teacher.null
-    g = torch.Generator().manual_seed(seed)
+    g = training.generator(seed)
 
     def loss_fn(step):
         idx = torch.randint(0, len(z0), (batch,), generator=g)

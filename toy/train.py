@@ -132,7 +132,7 @@ def _fit_epsilon(name: str, pipe, z0, captions: list[str], steps: int, batch: in
     from .tiny_models import SD_SCHEDULER
 
     alphas_cumprod = pipe.scheduler.alphas_cumprod
-    g = torch.Generator().manual_seed(seed)
+    g = training.generator(seed)
 
     def loss_fn(step):
         idx = torch.randint(0, len(z0), (batch,), generator=g)
@@ -212,7 +212,7 @@ def train_tiny_flow(steps: int, batch: int, lr: float, save_every: int, seed: in
     pipe = build_tiny_flow(vae, training.RUNS / "tokenizer")
     scenes = train_scenes(training.N_SCENES, seed)
     z0, captions = training.latents(vae, scenes), [caption(s) for s in scenes]
-    g = torch.Generator().manual_seed(seed)
+    g = training.generator(seed)
 
     def loss_fn(step):
         idx = torch.randint(0, len(z0), (batch,), generator=g)
@@ -272,6 +272,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, help="output folder (default: toy/weights/<recipe>)")
     parser.add_argument("--overwrite", action="store_true", help="allow replacing shipped weights (default: refuse)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in runs/<recipe> (default: resume from it)")
+    parser.add_argument("--init-from", type=Path, help="start from these saved weights (e.g. toy/weights/<recipe>) instead of a random "
+                                                       "initialisation, with a new learning-rate schedule and fresh batches: training longer")
     return parser.parse_args(argv)
 
 
@@ -286,6 +288,10 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
     if args.fresh:
         shutil.rmtree(training.RUNS / args.recipe, ignore_errors=True)
+    if args.init_from:
+        if not (args.init_from / "model_index.json").exists():
+            raise SystemExit(f"--init-from {args.init_from}: expected a saved pipeline's folder (with model_index.json)")
+        training.INIT = args.init_from
     steps, batch, lr = DEFAULTS[args.recipe]
     model = RECIPES[args.recipe](args.steps or steps, args.batch or batch, args.lr or lr, args.save_every)
     save(model, out)

@@ -18,6 +18,25 @@ RUNS = Path(os.environ.get("MINIDIFF_RUNS", Path(__file__).resolve().parents[1] 
 WEIGHTS = Path(__file__).resolve().parent / "weights"  # the shipped models (toy.tiny_models.WEIGHTS)
 N_SCENES = 20_000  # the fast world's training scenes (latents are computed once)
 P_UNCOND = 0.1     # prompt dropout: the empty prompt teaches the model ∅ for classifier-free guidance
+#: weights to start from instead of the recipe's random initialisation (``python -m toy.train … --init-from``):
+#: a saved pipeline's folder, whose sub-folders are named as the trained modules
+INIT: Path | None = None
+
+
+def generator(seed: int) -> "torch.Generator":
+    """The stream of batches, timesteps and noise: the recipe's ``seed``, or a fresh stream when the run
+    starts from :data:`INIT`, so that it does not replay the draws those weights were trained on."""
+    import torch
+
+    return torch.Generator().manual_seed(seed if INIT is None else seed + 1)
+
+
+def initialise(modules: dict) -> None:
+    """Load each module's weights from ``INIT/<name>`` (the same classes, the same shapes)."""
+    for name, m in modules.items():
+        saved = type(m).from_pretrained(INIT / name)
+        m.load_state_dict(saved.state_dict())
+    print(f"initialised {', '.join(modules)} from {INIT}")
 
 
 def checkpoint(path: Path, modules: dict, opt, step: int) -> None:
@@ -50,6 +69,8 @@ def loop(name: str, modules: dict, loss_fn, steps: int, lr: float, save_every: i
     params = [p for m in modules.values() for p in m.parameters()]
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     ckpt = RUNS / name / "checkpoint.pt"
+    if INIT is not None and not ckpt.exists():
+        initialise(modules)
     start = resume(ckpt, modules, opt)
     for m in modules.values():
         m.train()
