@@ -10,6 +10,7 @@ versions, and carry no random element ids.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 
 #: one style sheet, scoped to the tables' class, repeated with each table so that an output stands alone
@@ -19,31 +20,41 @@ STYLE = ("<style>"
          "table.md-table caption{caption-side:top;text-align:left;font-weight:600;padding:0.2em 0}"
          "table.md-table th{border-bottom:2px solid #555;padding:0.25em 0.7em;text-align:right}"
          "table.md-table td{border-bottom:1px solid #ddd;padding:0.2em 0.7em;text-align:right}"
-         "table.md-table th:first-child,table.md-table td:first-child{text-align:left}"
-         "table.md-table tr:nth-child(even) td{background:#f6f6f6}"
-         "table.md-table td.holds{background:#dff0d8;color:#1e4620}"
-         "table.md-table td.fails{background:#f8e0e0;color:#6b1d1d}"
-         "table.md-table td.unstable{color:#777;font-style:italic}"
+         "table.md-table .l{text-align:left}"
+         "table.md-table tbody tr:nth-child(even) td{background:#f6f6f6}"
+         "table.md-table tbody tr td.holds{background:#dff0d8;color:#1e4620}"
+         "table.md-table tbody tr td.fails{background:#f8e0e0;color:#6b1d1d}"
+         "table.md-table tbody tr td.unstable{color:#777;font-style:italic}"
          "table.md-table tfoot td{border-bottom:none;font-style:italic;text-align:left}"
          "</style>")
+
+
+NUMBER = re.compile(r"^[−+\-]?(\d|\.\d)|^[–—]?$")  # a figure (or an empty / "–" cell): right-aligned
 
 
 def _cell(value) -> str:
     return value if isinstance(value, str) else f"{value:g}" if isinstance(value, float) else str(value)
 
 
+def _left(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> list[bool]:
+    """Which columns align left: the first, and any that holds words rather than figures."""
+    return [j == 0 or not all(NUMBER.match(r[j]) for r in rows) for j in range(len(columns))]
+
+
 def html_table(columns: Sequence[str], rows: Sequence[Sequence[str]], title: str = "", footer: str = "",
                classes: Sequence[Sequence[str]] | None = None) -> str:
     """An HTML table of ``rows`` (each as many cells as ``columns``); ``classes`` gives each cell a
-    CSS class of :data:`STYLE` (``holds``, ``fails``, ``unstable``) or ``""``."""
+    CSS class of :data:`STYLE` (``holds``, ``fails``, ``unstable``) or ``""``. Columns of figures align
+    right, columns of words left (:func:`_left`)."""
+    left = _left(columns, rows)
+    tag = lambda name, text, cls: f'<{name} class="{cls}">{html.escape(text)}</{name}>' if cls else f"<{name}>{html.escape(text)}</{name}>"  # noqa: E731
     out = [STYLE, '<table class="md-table">']
     if title:
         out.append(f"<caption>{html.escape(title)}</caption>")
-    out.append("<thead><tr>" + "".join(f"<th>{html.escape(c)}</th>" for c in columns) + "</tr></thead><tbody>")
+    out.append("<thead><tr>" + "".join(tag("th", c, "l" if l else "") for c, l in zip(columns, left)) + "</tr></thead><tbody>")
     for i, row in enumerate(rows):
         cls = classes[i] if classes else [""] * len(row)
-        out.append("<tr>" + "".join(f'<td class="{k}">{html.escape(v)}</td>' if k else f"<td>{html.escape(v)}</td>"
-                                    for v, k in zip(row, cls)) + "</tr>")
+        out.append("<tr>" + "".join(tag("td", v, " ".join(filter(None, (k, "l" if l else "")))) for v, k, l in zip(row, cls, left)) + "</tr>")
     out.append("</tbody>")
     if footer:
         out.append(f'<tfoot><tr><td colspan="{len(columns)}">{html.escape(footer)}</td></tr></tfoot>')
@@ -52,9 +63,10 @@ def html_table(columns: Sequence[str], rows: Sequence[Sequence[str]], title: str
 
 
 def text_table(columns: Sequence[str], rows: Sequence[Sequence[str]], title: str = "", footer: str = "") -> str:
-    """The same table as aligned text: the first column left-aligned, the others right-aligned."""
+    """The same table as aligned text: figures right-aligned, words left-aligned."""
     widths = [max(len(r[j]) for r in [list(columns), *rows]) for j in range(len(columns))]
-    line = lambda cells: "  ".join(c.ljust(w) if j == 0 else c.rjust(w) for j, (c, w) in enumerate(zip(cells, widths)))
+    left = _left(columns, rows)
+    line = lambda cells: "  ".join(c.ljust(w) if l else c.rjust(w) for c, w, l in zip(cells, widths, left))  # noqa: E731
     lines = ([title] if title else []) + [line(columns)] + [line(r) for r in rows] + ([footer] if footer else [])
     return "\n".join(l.rstrip() for l in lines)
 
