@@ -73,9 +73,12 @@ def guided(
     guidance: float = 1.0,
     null: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Classifier-free guided prediction (Ho & Salimans 2022).
+    """Classifier-free guided prediction (Ho & Salimans 2022, eq. 6 and Alg. 2).
 
     .. math:: \\hat p = p(x_t, t, \\varnothing) + w\\,\\big(p(x_t, t, c) - p(x_t, t, \\varnothing)\\big)
+
+    The paper writes :math:`(1 + w')\\,p(c) - w'\\,p(\\varnothing)`: its :math:`w'` is this ``guidance`` − 1
+    (diffusers' ``guidance_scale`` is this ``guidance``; see the glossary).
 
     Args:
         denoiser: the model.

@@ -1,4 +1,4 @@
-"""Prompt-to-Prompt editing (Hertz et al., ICLR 2023) through diffusers' attention-processor API.
+"""Prompt-to-Prompt editing (Hertz et al., ICLR 2023, Alg. 1) through diffusers' attention-processor API.
 
 A source and a target prompt are sampled side by side from the same latent. During the first
 ``cross_replace`` fraction of the steps the target's cross-attention maps are taken from the source

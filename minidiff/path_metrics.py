@@ -74,7 +74,8 @@ TRIM_FROM = 300
 
 def perceptual_path_length(sample: Callable, distance: Callable, n: int = 256, eps: float = 1e-4,
                            generator: torch.Generator | None = None, batch: int = 64, n_boot: int = 1000) -> PathLength:
-    """Perceptual path length of a morph (Karras et al. 2019, as IMPUS and DiffMorpher report it).
+    """Perceptual path length of a morph (Karras et al. 2019, Sec. 4.1, eq. 2, with the morph x(α) in place of the
+    generator on slerped latents; as IMPUS and DiffMorpher report it).
 
     .. math:: \\mathrm{PPL} = \\mathbb E_{\\alpha \\sim U(0, 1-\\varepsilon)}
               \\Big[\\tfrac{1}{\\varepsilon^2}\\, d\\big(x(\\alpha), x(\\alpha + \\varepsilon)\\big)\\Big]
