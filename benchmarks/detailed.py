@@ -54,6 +54,7 @@ PAIRED = (
     ("direct_vs_nti_p2p", ("direct", "p2p"), ("nti", "p2p")),
     ("nti_p2p_lb_vs_p2p", ("nti", "p2p_lb"), ("nti", "p2p")),
     ("nti_p2p_lb16_vs_p2p", ("nti", "p2p_lb16"), ("nti", "p2p")),
+    ("nti_p2p_lb8_vs_p2p", ("nti", "p2p_lb8"), ("nti", "p2p")),
     ("freeinv_vs_ddim_w1_cfg_p2p", ("freeinv", "p2p"), ("ddim_w1_cfg", "p2p")),
     ("freeinv_flips_vs_ddim_w1_cfg_p2p", ("freeinv_flips", "p2p"), ("ddim_w1_cfg", "p2p")),
 )
@@ -110,6 +111,10 @@ def expectations(f: dict) -> list[dict]:
         add("6b. (design change: LocalBlend on the finest maps up to 16×16) the same two thresholds",
             f["nti_p2p_lb16_mask_iou"] >= 0.5 and d["bg_psnr"] >= 2 and d["bg_psnr"] > 2 * d["bg_psnr_se"],
             f"IoU {f['nti_p2p_lb16_mask_iou']:.2f}, Δ bg {d['bg_psnr']:+.1f} ± {d['bg_psnr_se']:.1f} dB")
+    if "nti_p2p_lb8_mask_iou" in f and (d := p.get("nti_p2p_lb8_vs_p2p")):
+        add("6c. (design change: LocalBlend on the 8×8 maps, where the words' attention localises) the same two thresholds",
+            f["nti_p2p_lb8_mask_iou"] >= 0.5 and d["bg_psnr"] >= 2 and d["bg_psnr"] > 2 * d["bg_psnr_se"],
+            f"IoU {f['nti_p2p_lb8_mask_iou']:.2f}, Δ bg {d['bg_psnr']:+.1f} ± {d['bg_psnr_se']:.1f} dB")
     for key, label in (("freeinv", "flips"), ("freeinv_rot", "the paper's rotations")):
         if f"{key}_gain_10" in f:
             gains = [(f[f"{key}_gain_{t}"], f[f"{key}_gain_{t}_se"]) for t in FREEINV_STEPS]

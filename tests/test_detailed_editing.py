@@ -69,11 +69,11 @@ def test_word_maps_are_shares_of_attention(random_64, cases):
 def test_the_detailed_benchmark_prints_every_figure(random_64):
     from benchmarks import detailed
 
-    figures = detailed.run(random_64, n=4, steps=2, inversions=("ddim_w1", "ddim_w7_5", "nti", "freeinv"), editors=("p2p", "p2p_lb", "p2p_lb16"),
+    figures = detailed.run(random_64, n=4, steps=2, inversions=("ddim_w1", "ddim_w7_5", "nti", "freeinv"), editors=("p2p", "p2p_lb", "p2p_lb16", "p2p_lb8"),
                            guidances=(1.5, 7.5), n_prompts=2, n_recon=2, n_reader=10)
     keys = ["model", "n_edits", "vae_psnr", "ddim_w1_recon_psnr", "ddim_w7_5_recon_psnr", "nti_recon_psnr",
             "prompt_acc_w1", "prompt_acc_w7_5", "prompt_acc_unseen_w7_5", "reader_acc", "word_map_mass_ratio"]
-    keys += [f"{i}_{e}_mask_iou" for i in ("ddim_w1", "ddim_w7_5", "nti") for e in ("p2p_lb", "p2p_lb16")]
+    keys += [f"{i}_{e}_mask_iou" for i in ("ddim_w1", "ddim_w7_5", "nti") for e in ("p2p_lb", "p2p_lb16", "p2p_lb8")]
     keys += [f"{m}_recon_psnr_{t}{se}" for m in ("ddim", "freeinv") for t in (10, 20) for se in ("", "_se")]
     keys += [f"nti_{e}_{m}{se}" for e in ("p2p", "p2p_lb") for m in ("edit_acc", "bg_psnr", "gt_psnr") for se in ("", "_se")]
     assert not [k for k in keys if k not in figures]
@@ -83,4 +83,5 @@ def test_the_detailed_benchmark_prints_every_figure(random_64):
         (w, i, e) for w in (1.5, 7.5) for i in ("ddim_w1_cfg", "nti", "npi", "direct") for e in ("p2p", "p2p_lb")}
     assert all(set(r) >= {"guidance", "inversion", "editor", "edit_acc", "bg_psnr"} for r in rows)
     assert np.isfinite([figures["word_map_mass_ratio"], figures["freeinv_gain_10"], figures["freeinv_p2p_bg_psnr"]]).all()
-    assert all(isinstance(e["holds"], bool) for e in figures["expectations"]) and len(figures["expectations"]) >= 6
+    assert all(isinstance(e["holds"], bool) for e in figures["expectations"]) and len(figures["expectations"]) >= 7
+    assert any(e["expectation"].startswith("6c.") for e in figures["expectations"])

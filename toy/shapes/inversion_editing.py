@@ -9,8 +9,8 @@ or the detailed one (:mod:`toy.detailed.editing`: the cases say how they are ren
   image, edited at the editing guidance, the target branch started from plain DDIM's latent) with the
   paper's latent rotations (``freeinv``) or with horizontal flips (``freeinv_flips``);
 * editors (``EDITORS``): Prompt-to-Prompt (``p2p``), P2P with the paper's local blending from the
-  blend words' cross-attention maps (``p2p_lb``; ``p2p_lb16`` reads the finest maps of at most 16×16
-  instead of a quarter of the latent's side), P2P blending where the two branches differ
+  blend words' cross-attention maps (``p2p_lb``; ``p2p_lb16`` and ``p2p_lb8`` read the finest maps of at
+  most 16×16 or 8×8 instead of a quarter of the latent's side), P2P blending where the two branches differ
   (``p2p_lbd``), and a plain prompt swap with no attention control (``swap``, the control).
 
 :func:`guidance_sweep` edits at several guidance scales, so that no editor is judged only at a scale
@@ -40,6 +40,7 @@ EDITORS = {
     "p2p_lb": lambda case: P2PEdit(case.source_caption, case.target_caption, blend_words=case.blend_words),
     "p2p_lbd": lambda case: P2PEdit(case.source_caption, case.target_caption, blend_maps="difference"),
     "p2p_lb16": lambda case: P2PEdit(case.source_caption, case.target_caption, blend_words=case.blend_words, blend_max_side=16),
+    "p2p_lb8": lambda case: P2PEdit(case.source_caption, case.target_caption, blend_words=case.blend_words, blend_max_side=8),
     "swap": lambda case: P2PEdit(case.source_caption, case.target_caption, cross_replace=0.0, self_replace=0.0),
 }
 
