@@ -12,7 +12,7 @@ import minidiff as md
 from benchmarks.editing import pair_figures
 from minidiff.freeinv import FLIPS, ROTATIONS
 from minidiff.pipelines import load_pipeline
-from toy.detailed import caption, object_coverage, prompt_accuracy, read, render, sample_scenes, truth
+from toy.detailed import caption, object_coverage, parse_caption, prompt_accuracy, read, render, sample_scenes, truth
 from toy.detailed.editing import change_masks, editing_cases
 from toy.shapes.inversion_editing import EDITORS, FREEINV_INVERSIONS, GUIDANCE, INVERSIONS, STEPS, evaluate, guidance_sweep, sweep_rows
 
@@ -137,7 +137,49 @@ def regime(pipe, n_prompts: int = N_PROMPTS, steps: int = STEPS) -> dict:
         for w, suffix in ((1.0, "w1"), (GUIDANCE, "w7_5")):
             images = md.generate(pipe, prompts[split], guidance=w, steps=steps)
             out[f"{key}_{suffix}"] = round(prompt_accuracy(images, prompts[split]), 3)
+            if split == "heldout" and w == GUIDANCE:
+                out["prompt_fields_w7_5"] = field_accuracy(images, prompts[split])
     return out
+
+
+def field_accuracy(images: torch.Tensor, captions: list[str]) -> dict:
+    """Which part of a caption the samples get right: the object count, the objects (colour and kind,
+    in order), the background colour, and the whole caption for one- and two-object captions."""
+    readings, wanted = read(images), [parse_caption(c) for c in captions]
+    pairs = list(zip(readings, wanted))
+    share = lambda ok: round(float(np.mean(ok)), 3) if ok else None  # noqa: E731
+    return {"count": share([len(r.objects) == len(d.objects) for r, d in pairs]),
+            "objects": share([r.objects == d.objects for r, d in pairs]),
+            "background": share([r.background == d.background for r, d in pairs]),
+            "one_object": share([r.matches(d) for r, d in pairs if len(d.objects) == 1]),
+            "two_objects": share([r.matches(d) for r, d in pairs if len(d.objects) == 2])}
+
+
+def main(argv: list[str] | None = None) -> dict:
+    """``python -m benchmarks.detailed [--inversions …] [--editors …] [--no-sweep]``: the detailed rows
+    alone (``python benchmarks/run.py editing`` runs them with the fast world's); prints them as one JSON
+    line and each expectation with its verdict."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.detailed", description=main.__doc__)
+    parser.add_argument("--inversions", default=",".join(INVERSIONS + FREEINV_INVERSIONS), help="comma-separated (default: %(default)s)")
+    parser.add_argument("--editors", default=",".join(EDITORS), help="comma-separated (default: %(default)s)")
+    parser.add_argument("--no-sweep", action="store_true", help="skip the guidance sweep (its w = 7.5 rows are the main table's)")
+    args = parser.parse_args(argv)
+    inversions, editors = args.inversions.split(","), args.editors.split(",")
+    for flag, given, known in (("--inversions", inversions, INVERSIONS + FREEINV_INVERSIONS), ("--editors", editors, tuple(EDITORS))):
+        if unknown := [g for g in given if g not in known]:
+            parser.error(f"{flag}: unknown {', '.join(unknown)}; expected some of {', '.join(known)}")
+    figures = run(inversions=tuple(inversions), editors=tuple(editors), guidances=(GUIDANCE,) if args.no_sweep else None)
+    for e in figures["expectations"]:
+        print(f"{'holds' if e['holds'] else 'does not hold':<14} {e['expectation']}  ⟨{e['measured']}⟩")
+    print(json.dumps(figures))
+    return figures
+
+
+if __name__ == "__main__":
+    main()
 
 
 def reader_accuracy(n: int = N_READER) -> float:

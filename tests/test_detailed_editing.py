@@ -72,7 +72,7 @@ def test_the_detailed_benchmark_prints_every_figure(random_64):
     figures = detailed.run(random_64, n=4, steps=2, inversions=("ddim_w1", "ddim_w7_5", "nti", "freeinv"), editors=("p2p", "p2p_lb", "p2p_lb16", "p2p_lb8"),
                            guidances=(1.5, 7.5), n_prompts=2, n_recon=2, n_reader=10)
     keys = ["model", "n_edits", "vae_psnr", "ddim_w1_recon_psnr", "ddim_w7_5_recon_psnr", "nti_recon_psnr",
-            "prompt_acc_w1", "prompt_acc_w7_5", "prompt_acc_unseen_w7_5", "reader_acc", "word_map_mass_ratio"]
+            "prompt_acc_w1", "prompt_acc_w7_5", "prompt_acc_unseen_w7_5", "prompt_fields_w7_5", "reader_acc", "word_map_mass_ratio"]
     keys += [f"{i}_{e}_mask_iou" for i in ("ddim_w1", "ddim_w7_5", "nti") for e in ("p2p_lb", "p2p_lb16", "p2p_lb8")]
     keys += [f"{m}_recon_psnr_{t}{se}" for m in ("ddim", "freeinv") for t in (10, 20) for se in ("", "_se")]
     keys += [f"nti_{e}_{m}{se}" for e in ("p2p", "p2p_lb") for m in ("edit_acc", "bg_psnr", "gt_psnr") for se in ("", "_se")]
@@ -85,3 +85,10 @@ def test_the_detailed_benchmark_prints_every_figure(random_64):
     assert np.isfinite([figures["word_map_mass_ratio"], figures["freeinv_gain_10"], figures["freeinv_p2p_bg_psnr"]]).all()
     assert all(isinstance(e["holds"], bool) for e in figures["expectations"]) and len(figures["expectations"]) >= 7
     assert any(e["expectation"].startswith("6c.") for e in figures["expectations"])
+
+
+def test_the_detailed_command_refuses_unknown_names():
+    from benchmarks import detailed
+
+    with pytest.raises(SystemExit):
+        detailed.main(["--editors", "p2p,p2p_lb9"])

@@ -278,7 +278,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--overwrite", action="store_true", help="allow replacing shipped weights (default: refuse)")
     parser.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint in runs/<recipe> (default: resume from it)")
     parser.add_argument("--init-from", type=Path, help="start from these saved weights (e.g. toy/weights/<recipe>) instead of a random "
-                                                       "initialisation, with a new learning-rate schedule and fresh batches: training longer")
+                                                       "initialisation, with a new learning-rate schedule and fresh batches: training longer "
+                                                       "(default: none, a random initialisation)")
     return parser.parse_args(argv)
 
 
