@@ -90,12 +90,14 @@ class Claims:
                 lines.append(f"{c:<{width}}  ⟨{verdict}; {m}; not compared across machines⟩")
             else:
                 lines.append(f"{c:<{width}}  {verdict:<13}  ⟨{m}⟩" if m else f"{c:<{width}}  {verdict}")
+        return "\n".join(lines + [self._count()])
+
+    def _count(self) -> str:
         stable = [h for _, h, _, st in self.rows if st]
         if len(stable) == len(self.rows):
-            lines.append(f"{len(self.rows)} claims tested, {sum(stable)} hold")
-        else:  # the unstable verdicts stay out of the count that is compared
-            lines.append(f"{len(self.rows)} claims tested; {sum(stable)} of the {len(stable)} compared across machines hold")
-        return "\n".join(lines)
+            return f"{len(self.rows)} claims tested, {sum(stable)} hold"
+        # the unstable verdicts stay out of the count that is compared
+        return f"{len(self.rows)} claims tested; {sum(stable)} of the {len(stable)} compared across machines hold"
 
     def __repr__(self) -> str:
         return self.table()
@@ -110,7 +112,7 @@ class Claims:
             else:  # its colour would show the verdict that the notebook tests must not compare
                 rows.append([c, f"⟨{verdict}⟩", f"⟨{m}; not compared across machines⟩"])
                 classes.append(["", "unstable", "unstable"])
-        return html_table(["claim", "verdict", "measured"], rows, self.title, self.table().splitlines()[-1], classes)
+        return html_table(["claim", "verdict", "measured"], rows, self.title, self._count(), classes)
 
     def show(self) -> None:
         """Display the table: styled HTML (green: holds, red: does not hold) and its text in a notebook."""

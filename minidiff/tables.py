@@ -109,12 +109,10 @@ class Table:
 
 def show(table) -> None:
     """Display ``table`` with its rich renderings in IPython, or print its text outside it."""
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:
-        get_ipython = None
-    if get_ipython is not None and get_ipython() is not None:
+    from IPython import get_ipython  # installed with ipywidgets
+    from IPython.display import display
+
+    if get_ipython() is not None:
         display(table)
     else:
         print(repr(table))
