@@ -3,7 +3,8 @@ editing-by-inversion and SDEdit at the same start time, on 30 ground-truth edits
 tiny-flux's prompt accuracy and its cost per image against tiny-flow's at equal steps (28), in batches
 of 60 and one image at a time; FreeInv on Flux
 (w = 1 reconstruction, 20 steps) rotating the unpacked latent and rotating the grid of packed tokens
-(``minidiff.PatchGridRotation``; the official code's ``TF.rotate`` of the packed tensor is neither)."""
+(``minidiff.PatchGridRotation``; the official code's ``TF.rotate`` of the packed tensor is neither);
+and the detailed world's figures (``"detailed"``, :mod:`benchmarks.flow_detailed`) once tiny-flow-64 is shipped."""
 from __future__ import annotations
 
 import time
@@ -11,11 +12,13 @@ import time
 import torch
 
 import minidiff as md
+from benchmarks import flow_detailed
 from minidiff.freeinv import PATCH_GRID_ROTATIONS, ROTATIONS
 from minidiff.pipelines import load_pipeline
 from toy.shapes import caption, heldout_scenes, prompt_accuracy, render
 from toy.shapes.editing import editing_cases
 from toy.shapes.flow_editing import FLUX_SETTING, METHODS, SD3_SETTING, run_edits
+from toy.tiny_models import WEIGHTS
 
 N_EDITS, N_PROMPTS, N_RECON = 30, 120, 20
 FLUX_GUIDANCE, FLOW_GUIDANCE = 3.5, 5.0  # sampling guidance: FLUX.1-dev's default; tiny-flow's (shapes benchmark)
@@ -69,4 +72,9 @@ def run() -> dict:
         figures[f"{name}_cost_ratio"] = figures[f"{name}_flowedit_cost"] / figures[f"{name}_inversion_cost"]
     figures |= freeinv_figures(flux)
     figures["n_edits"] = N_EDITS
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
+    figures = {k: round(v, 4) if isinstance(v, float) else v for k, v in figures.items()}
+    if all((WEIGHTS / name / "model_index.json").exists() for name in flow_detailed.MODELS.values()):
+        figures["detailed"] = flow_detailed.run()
+    else:
+        print(f"detailed world skipped: {', '.join(flow_detailed.MODELS.values())} not shipped yet (python -m toy.train tiny-flow-64)")
+    return figures

@@ -6,7 +6,7 @@
     python benchmarks/run.py shapes                   # tiny-sd / tiny-flow figures + notebook 04
     python benchmarks/run.py inversion                # null-text, FreeInv, P2P on tiny-sd + notebooks 05-07
     python benchmarks/run.py editing                  # every inversion × editor on 30 ground-truth edits (slow)
-    python benchmarks/run.py flowedit                 # FlowEdit vs inversion vs SDEdit on tiny-flow and tiny-flux + notebook 08
+    python benchmarks/run.py flowedit                 # FlowEdit vs inversion vs SDEdit on tiny-flow, tiny-flux and tiny-flow-64 + notebook 08
     python benchmarks/run.py morph                    # IMPUS morphing on tiny-sd, baselines, ablations + notebook 09
 """
 from __future__ import annotations

@@ -61,6 +61,11 @@ TINY: dict[str, dict] = {
     # the detailed world's model (64² images, 16×16 latents): not the fast world the lessons' asserted
     # checks are facts of, so a lesson treats it as it treats a full-scale model
     "tiny-sd-64": FULL_SCALE["sd15"] | _TINY | {"model": "tiny-sd-64", "resolution": 64, "shapes_world": False},
+    # SD3's layout on the detailed world (64 image tokens) with SD3-medium's shift 3 (toy.tiny_models.FLOW_64_SHIFT),
+    # so n_max = 33 of 50 starts FlowEdit at SD3's σ ≈ 0.85; SD3's guidance and FlowEdit settings as published
+    "tiny-flow-64": FULL_SCALE["sd3"] | _TINY | {"model": "tiny-flow-64", "resolution": 64, "shapes_world": False},
+    # FLUX.1-dev's layout on the detailed world, its dynamic shift scaled to 64 tokens (toy.tiny_models.FLUX_64_SCHEDULER)
+    "tiny-flux-64": FULL_SCALE["flux"] | _TINY | {"model": "tiny-flux-64", "resolution": 64, "shapes_world": False},
 }
 #: the pipeline class named in a ``model_index.json`` → its family
 PIPELINE_FAMILY = {"StableDiffusionPipeline": "sd15", "StableDiffusion3Pipeline": "sd3", "FluxPipeline": "flux"}

@@ -182,3 +182,19 @@ def test_tiny_sd_morph_ablations_and_cleanup(tiny_sd):
     morph.remove()
     assert not hasattr(tiny_sd.unet, "peft_config")
     torch.testing.assert_close(morph.ablation(lora=False).images(alphas), frames["no LoRA"])
+
+
+def test_the_perceptual_scaling_diagnostic_changes_one_factor_and_fits_its_exponent():
+    from benchmarks import perceptual_scaling as ps
+    from toy.detailed import sample_scenes
+
+    scene = next(s for s in sample_scenes(20, seed=5, split="heldout") if len(s.objects) == 1)
+    for factor in ps.FACTORS:
+        frames = ps.strip(scene, factor)
+        assert len(frames) == ps.K and len({f for f in frames}) == ps.K  # K distinct scenes
+        changed = {k for f in frames for k, v in vars(f.objects[0]).items() if v != vars(scene.objects[0])[k]}
+        assert changed <= {"hue": {"hue"}, "size": {"size"}, "roundness": {"roundness"}, "position": {"cx"}, "frequency": set()}[factor]
+    figures = ps.run(n_scenes=3)
+    assert set(figures) == set(ps.FACTORS)
+    # rPPD is scale-free: the proxy's exponent, not its scale, sets it; a squared feature distance grows faster than linearly
+    assert figures["hue"]["gamma"] > 1 and figures["hue"]["rppd"] < 1 / (ps.K - 1)

@@ -90,6 +90,28 @@ UNET_64_CONFIG = dict(
 )
 
 
+#: tiny-flow-64's MMDiT on 16×16×4 latents: patch 2, i.e. 8×8 = 64 image tokens, as SD3 patchifies; heads
+#: 32 wide. The two CLIP encoders are 128 wide, so their concatenated embeddings are 256 (joint_attention_dim).
+TRANSFORMER_64_CONFIG = dict(
+    sample_size=DETAILED_SIZE // 4, patch_size=2, in_channels=4, out_channels=4, num_layers=6,
+    attention_head_dim=32, num_attention_heads=4, joint_attention_dim=256, caption_projection_dim=128,
+    pooled_projection_dim=64, pos_embed_max_size=DETAILED_SIZE // 8,
+)
+#: tiny-flux-64's transformer on 16×16×4 latents packed 2×2: 64 tokens of 16 channels, as FLUX.1 packs;
+#: heads 32 wide; its text encoders (CLIP pooled, T5) are 128 wide.
+FLUX_64_CONFIG = dict(FLUX_CONFIG, num_layers=3, num_single_layers=3, attention_head_dim=32, num_attention_heads=4,
+                      joint_attention_dim=128, pooled_projection_dim=128, axes_dims_rope=(8, 12, 12))
+T5_64_CONFIG = dict(T5_CONFIG, d_model=128, d_kv=32, d_ff=256)
+#: FLUX.1-dev's dynamic shift with its token range scaled to this world (4 096 → 64 tokens, 256 → 16): at
+#: the world's native 64 tokens μ = 1.15 (a shift of e^1.15 ≈ 3.2), as FLUX.1-dev at its native 1024².
+FLUX_64_SCHEDULER = dict(FLUX_SCHEDULER, base_image_seq_len=16, max_image_seq_len=64)
+#: SD3-medium's shift. SD3 sets its shift for the resolution a model is trained and sampled at (3.0 at its
+#: native 1024², after training at 256² with 1.0); tiny-flow-64 is trained and sampled only at its own
+#: native 64², which stands in for SD3's 1024², so it takes SD3's native value. The paper's step settings
+#: (FlowEdit's n_max = 33 of 50) then start at SD3's noise level, σ ≈ 0.85, instead of 0.66 at shift 1.
+FLOW_64_SHIFT = 3.0
+
+
 def text_config(projection: bool = False, vocab: tuple[str, ...] = VOCAB, hidden: int = 64) -> CLIPTextConfig:
     extra = dict(projection_dim=32) if projection else {}
     return CLIPTextConfig(
@@ -139,6 +161,20 @@ def build_tiny_flow(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path 
     )
 
 
+def build_tiny_flow_64(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path | None = None) -> StableDiffusion3Pipeline:
+    """A randomly initialised tiny-flow-64 pipeline for the detailed world (SD3's layout on 16×16 latents,
+    no T5, scheduler shift :data:`FLOW_64_SHIFT`)."""
+    tokenizer = build_word_tokenizer(list(DETAILED_VOCAB), tokenizer_dir or mkdtemp(), TEXT_LEN)
+    return StableDiffusion3Pipeline(
+        transformer=SD3Transformer2DModel(**TRANSFORMER_64_CONFIG),
+        scheduler=FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=FLOW_64_SHIFT),
+        vae=vae or build_vae_64(), tokenizer=tokenizer, tokenizer_2=tokenizer,
+        text_encoder=CLIPTextModelWithProjection(text_config(True, DETAILED_VOCAB, 128)),
+        text_encoder_2=CLIPTextModelWithProjection(text_config(True, DETAILED_VOCAB, 128)),
+        text_encoder_3=None, tokenizer_3=None,
+    )
+
+
 def build_tiny_flux(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path | None = None,
                     guidance_embeds: bool = True) -> FluxPipeline:
     """A randomly initialised tiny-flux pipeline (FLUX.1-dev's architecture): ``CLIPTextModel`` (pooled)
@@ -154,9 +190,23 @@ def build_tiny_flux(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path 
     )
 
 
+def build_tiny_flux_64(vae: AutoencoderKL | None = None, tokenizer_dir: str | Path | None = None) -> FluxPipeline:
+    """A randomly initialised tiny-flux-64 pipeline for the detailed world (FLUX.1-dev's layout on 16×16
+    latents, its dynamic shift scaled to 64 tokens: :data:`FLUX_64_SCHEDULER`)."""
+    folder = Path(tokenizer_dir or mkdtemp())
+    return FluxPipeline(
+        scheduler=FlowMatchEulerDiscreteScheduler(**FLUX_64_SCHEDULER), vae=vae or build_vae_64(),
+        text_encoder=CLIPTextModel(text_config(vocab=DETAILED_VOCAB, hidden=128)),
+        tokenizer=build_word_tokenizer(list(DETAILED_VOCAB), folder / "clip", TEXT_LEN),
+        text_encoder_2=T5EncoderModel(T5Config(vocab_size=len(DETAILED_VOCAB) + 3, **T5_64_CONFIG)),
+        tokenizer_2=build_t5_word_tokenizer(list(DETAILED_VOCAB), folder / "t5", TEXT_LEN),
+        transformer=FluxTransformer2DModel(**FLUX_64_CONFIG),
+    )
+
+
 def shipped_folder(name: str) -> str:
     """The folder of the shipped tiny model ``name`` ("tiny-sd", "tiny-flow", "tiny-flux", "tiny-sd-noisy",
-    "tiny-sd-64").
+    "tiny-sd-64", "tiny-flow-64", "tiny-flux-64").
 
     Registered as a ``minidiff.models`` entry point, so ``minidiff.load_pipeline("tiny-sd")`` finds it.
     """

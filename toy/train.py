@@ -7,6 +7,8 @@
     python -m toy.train tiny-sd-noisy  # tiny-sd on captions that are often wrong: the paper regime
     python -m toy.train vae-64       # the detailed world's factor-4 AutoencoderKL (64² → 16×16×4)
     python -m toy.train tiny-sd-64   # SD's layout on the detailed world, in SD's regime (≈ 2 h 20 min)
+    python -m toy.train tiny-flow-64 # SD3's layout on the detailed world, shift 3 (≈ 1 h)
+    python -m toy.train tiny-flux-64 # FLUX.1's layout on the detailed world, distilled from tiny-flow-64
 
 The shipped tiny-sd-64 is that run continued for 4 000 more steps at a peak learning rate of 3e-4
 (≈ 1 h; measured: prompt accuracy at w = 7.5 rose from 0.28 to 0.55):
@@ -39,6 +41,8 @@ DEFAULTS = {  # steps, batch, learning rate (the shipped weights' recipes)
     "tiny-sd-noisy": (6000, 64, 1e-3),
     "vae-64": (6000, 32, 1e-3),
     "tiny-sd-64": (8000, 64, 1e-3),
+    "tiny-flow-64": (5000, 64, 1e-3),
+    "tiny-flux-64": (5000, 64, 1e-3),
 }
 # tiny-sd-noisy: each caption word (shape, colour, background) is replaced by a random value with this
 # probability, as web alt-text often names the wrong thing; p(x | c) is then broad and w = 1 follows a
@@ -204,24 +208,52 @@ def train_tiny_sd_64(steps: int, batch: int, lr: float, save_every: int, seed: i
 
 
 def train_tiny_flow(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):
-    """Rectified-flow training (SD3's recipe: logit-normal t, target ε − x0) of the transformer and
-    both text encoders on frozen VAE latents."""
+    """Rectified-flow training of tiny-flow's transformer and both text encoders on frozen VAE latents
+    (:func:`_fit_flow`)."""
     import torch
     from diffusers import AutoencoderKL
 
     from .shapes import caption, train_scenes
-    from .tiny_models import TEXT_LEN, build_tiny_flow
+    from .tiny_models import build_tiny_flow
 
     torch.manual_seed(seed)
     vae = AutoencoderKL.from_pretrained(training.WEIGHTS / "vae").eval()
     pipe = build_tiny_flow(vae, training.RUNS / "tokenizer")
     scenes = train_scenes(training.N_SCENES, seed)
-    z0, captions = training.latents(vae, scenes), [caption(s) for s in scenes]
+    return _fit_flow("tiny-flow", pipe, training.latents(vae, scenes), [caption(s) for s in scenes], steps, batch, lr, save_every, seed)
+
+
+def train_tiny_flow_64(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):
+    """tiny-flow's recipe on the detailed world: SD3's layout on frozen vae-64 latents (the scenes and
+    latent cache tiny-sd-64 trains on), exact captions, prompt dropout, timesteps shifted as sampled."""
+    import torch
+    from diffusers import AutoencoderKL
+
+    from .detailed import caption, render, sample_scenes
+    from .tiny_models import build_tiny_flow_64
+
+    torch.manual_seed(seed)
+    vae = AutoencoderKL.from_pretrained(training.WEIGHTS / "vae-64").eval()
+    pipe = build_tiny_flow_64(vae, training.RUNS / "tokenizer-64")
+    scenes = sample_scenes(N_SCENES_64, seed)
+    z0 = training.latents(vae, scenes, render=render, cache=training.RUNS / "tiny-sd-64" / f"latents-{N_SCENES_64}-{seed}.pt")
+    return _fit_flow("tiny-flow-64", pipe, z0, [caption(s) for s in scenes], steps, batch, lr, save_every, seed)
+
+
+def _fit_flow(name: str, pipe, z0, captions: list[str], steps: int, batch: int, lr: float, save_every: int, seed: int):
+    """SD3's recipe: u ~ logit-normal, σ = shift·u / (1 + (shift − 1)·u) (the scheduler's shift, so that
+    training sees the noise levels sampling visits), z_σ = (1 − σ) z0 + σ ε, target ε − z0."""
+    import torch
+
+    from .tiny_models import TEXT_LEN
+
+    shift = pipe.scheduler.config.shift
     g = training.generator(seed)
 
     def loss_fn(step):
         idx = torch.randint(0, len(z0), (batch,), generator=g)
-        t = torch.sigmoid(torch.randn(batch, generator=g)).view(-1, 1, 1, 1)
+        u = torch.sigmoid(torch.randn(batch, generator=g))
+        t = (shift * u / (1 + (shift - 1) * u)).view(-1, 1, 1, 1)
         eps = torch.randn(z0[idx].shape, generator=g)
         zt = (1 - t) * z0[idx] + t * eps
         embeds, _, pooled, _ = pipe.encode_prompt(training.prompts(captions, idx, g), None, None, device="cpu",
@@ -231,7 +263,7 @@ def train_tiny_flow(steps: int, batch: int, lr: float, save_every: int, seed: in
         return ((v - (eps - z0[idx])) ** 2).mean()
 
     modules = {"transformer": pipe.transformer, "text_encoder": pipe.text_encoder, "text_encoder_2": pipe.text_encoder_2}
-    training.loop("tiny-flow", modules, loss_fn, steps, lr, save_every)
+    training.loop(name, modules, loss_fn, steps, lr, save_every)
     return pipe
 
 
@@ -242,13 +274,21 @@ def train_tiny_flux(steps: int, batch: int, lr: float, save_every: int, seed: in
     return distil(steps, batch, lr, save_every, seed)
 
 
+def train_tiny_flux_64(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):
+    """Guidance distillation of tiny-flux-64 from tiny-flow-64 (:mod:`toy.distill`)."""
+    from .distill import train_tiny_flux_64 as distil
+
+    return distil(steps, batch, lr, save_every, seed, n_scenes=N_SCENES_64)
+
+
 def train_vae_64(steps: int, batch: int, lr: float, save_every: int, seed: int = 0):
     """The detailed world's VAE (:func:`train_vae` with ``world="detailed"``)."""
     return train_vae(steps, batch, lr, save_every, seed, world="detailed")
 
 
 RECIPES = {"vae": train_vae, "tiny-sd": train_tiny_sd, "tiny-flow": train_tiny_flow, "tiny-flux": train_tiny_flux,
-           "tiny-sd-noisy": train_tiny_sd_noisy, "vae-64": train_vae_64, "tiny-sd-64": train_tiny_sd_64}
+           "tiny-sd-noisy": train_tiny_sd_noisy, "vae-64": train_vae_64, "tiny-sd-64": train_tiny_sd_64,
+           "tiny-flow-64": train_tiny_flow_64, "tiny-flux-64": train_tiny_flux_64}
 
 
 def save(model, out: Path) -> None:
