@@ -8,6 +8,7 @@ Run alone: ``python -m benchmarks.flow_detailed`` (prints each expectation's ver
 from __future__ import annotations
 
 import minidiff as md
+from benchmarks.detailed import field_accuracy
 from minidiff.pipelines import load_pipeline
 from minidiff.settings import settings_for
 from toy.detailed import caption, prompt_accuracy, sample_scenes
@@ -23,20 +24,29 @@ FEW_STEPS = (10, 20)
 
 def prompt_figures(model, guidance: float, steps: int, n: int = N_PROMPTS) -> dict:
     """Prompt accuracy at w = 1 and at the model's paper ``guidance`` on held-out scenes' captions (seen
-    combinations) and on the unseen split's (combinations never in training)."""
+    combinations) and on the unseen split's (combinations never in training); ``prompt_fields``: which
+    parts of the held-out captions the samples at ``guidance`` get right (:func:`benchmarks.detailed.field_accuracy`)."""
     out = {}
     for split, key in (("heldout", "prompt_acc"), ("unseen", "prompt_acc_unseen")):
         prompts = [caption(s) for s in sample_scenes(n, seed=1, split=split)]
         for w, suffix in ((1.0, "_w1"), (guidance, "")):
-            out[f"{key}{suffix}"] = round(prompt_accuracy(md.generate(model, prompts, guidance=w, steps=steps), prompts), 3)
+            images = md.generate(model, prompts, guidance=w, steps=steps)
+            out[f"{key}{suffix}"] = round(prompt_accuracy(images, prompts), 3)
+            if split == "heldout" and w == guidance:
+                out["prompt_fields"] = field_accuracy(images, prompts)
     return out
 
 
 def expectations(f: dict, prefix: str = "flow") -> list[dict]:
-    """Issue 18's pre-registered FlowEdit expectations (§4, 1–2), each with what was measured and a computed
+    """Issue 18's prompt-following target (§1) and pre-registered FlowEdit expectations (§4, 1–2), each with what was measured and a computed
     verdict ("holds" only when the mean gain meets its threshold, lies more than two s.e. from zero, and
     no matched point is below the baseline)."""
     rows = []
+    if f"{prefix}_prompt_acc" in f:
+        rows.append({"expectation": "§1. the model follows held-out prompts at its paper guidance with accuracy ≥ 0.85",
+                     "holds": f[f"{prefix}_prompt_acc"] >= 0.85,
+                     "measured": f"{f[f'{prefix}_prompt_acc']:.2f} (unseen combinations {f.get(f'{prefix}_prompt_acc_unseen', float('nan')):.2f}, "
+                                 f"w = 1 {f.get(f'{prefix}_prompt_acc_w1', float('nan')):.2f})"})
     matched = f.get(f"{prefix}_matched", {})
     parts = [(b, matched.get(f"flowedit_vs_{b}_50")) for b in ("inversion", "sdedit")]
     if all(m for _, m in parts):

@@ -83,12 +83,14 @@ def test_the_verdicts_follow_the_numbers():
 
     assert [e["holds"] for e in expectations(figures(4.0))] == [True, True]
     assert [e["holds"] for e in expectations(figures(0.5))] == [False, False]
+    assert [e["holds"] for e in expectations({"flow_prompt_acc": 0.9})] == [True]
+    assert [e["holds"] for e in expectations({"flow_prompt_acc": 0.5, "flow_prompt_acc_w1": 0.2})] == [False]
     assert expectations({}) == []
 
 
 def test_the_benchmark_prints_every_figure(random_flow_64):
     figures = flow_detailed.run({"flow": random_flow_64}, n=4, shares=(0.5,), steps_values=(4, 2), n_prompts=2)
-    keys = ["flow_prompt_acc", "flow_prompt_acc_unseen", "flow_prompt_acc_w1", "flow_cost_ratio", "flow_flowedit_seconds_per_edit"]
+    keys = ["flow_prompt_acc", "flow_prompt_acc_unseen", "flow_prompt_acc_w1", "flow_prompt_fields", "flow_cost_ratio", "flow_flowedit_seconds_per_edit"]
     keys += [f"flow_{m}_{s}{se}" for m in ("flowedit", "inversion", "inversion_w1", "sdedit") for s in ("edit_acc", "bg_psnr", "cost") for se in ("", "_se")]
     assert not [k for k in keys if k not in figures]
     assert {(r["editor"], r["steps"]) for r in figures["flow_pareto"]} == {(e, t) for e in ("flowedit", "inversion", "inversion_w1", "sdedit") for t in (4, 2)}
