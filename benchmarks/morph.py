@@ -15,9 +15,12 @@ import torch
 
 import minidiff as md
 from minidiff.pipelines import load_pipeline
+from toy.detailed.morphs import PAIR_KINDS
 from toy.shapes import COLORS, KINDS, caption, edit_scene, heldout_scenes, reads_as_scene, render
+from toy.training import WEIGHTS
 
 N_PAIRS, STEPS, TI_ITERS, LORA_ITERS, UNCOND_ITERS, PPL_SAMPLES, FRAMES = 3, 10, 60, 60, 20, 200, 9
+N_PER_KIND_64 = 2  # detailed world: pairs of each kind (8 in all)
 
 
 def morph_pairs(n: int, seed: int = 300) -> list[tuple]:
@@ -36,12 +39,11 @@ def morph_pairs(n: int, seed: int = 300) -> list[tuple]:
     return pairs
 
 
-def evaluate_pair(model, pair, *, steps=STEPS, ti_iters=TI_ITERS, lora_iters=LORA_ITERS, uncond_iters=UNCOND_ITERS,
-                  ppl_samples=PPL_SAMPLES, frames=FRAMES, seed=0) -> dict:
-    """Every figure of one pair (see the module docstring)."""
-    images, prompts = render(list(pair)), [caption(s) for s in pair]
+def evaluate_pair(model, images, prompts, dist, realism, *, steps=STEPS, ti_iters=TI_ITERS, lora_iters=LORA_ITERS,
+                  uncond_iters=UNCOND_ITERS, ppl_samples=PPL_SAMPLES, frames=FRAMES, seed=0) -> dict:
+    """Every figure of one pair of ``images`` (2, 3, H, W) with their ``prompts``, under the perceptual
+    distance ``dist``; ``realism(frames) -> (N,) bool`` reads whether each in-between is a clean scene."""
     z0, cond = model.encode(images), model.embed(prompts)
-    dist = lambda a, b: md.perceptual_distance(a, b, model)  # noqa: E731
     g = lambda k: torch.Generator().manual_seed(seed + k)  # noqa: E731
     fit = dict(steps=steps, ti_iters=ti_iters, lora_iters=lora_iters, uncond_iters=uncond_iters, distance=dist)
     start = time.perf_counter()
@@ -59,17 +61,18 @@ def evaluate_pair(model, pair, *, steps=STEPS, ti_iters=TI_ITERS, lora_iters=LOR
     }
     uniform = torch.linspace(0, 1, frames)
     out = {"vae_psnr": md.psnr(images, model.decode(z0)), "lora_rank": morph.rank, "rppd": morph.rppd,
+           "lora_rank_by_rule": md.lora_rank(morph.rppd), "variance_override": float(not morph.variance_ok),
            "variance": morph.variance.mean().item(), "fit_seconds": fit_seconds}
     for name, sample in samplers.items():
         ppl = md.perceptual_path_length(sample, dist, n=ppl_samples, generator=g(1))
         out[f"ppl_{name}"], out[f"ppl_{name}_boot_se"] = ppl.value, ppl.se
-        pm = md.path_metrics(sample(uniform), dist)
-        out[f"total_{name}"], out[f"largest_{name}"], out[f"max_over_mean_{name}"] = pm.total, pm.largest, pm.max_over_mean
         strip = sample(uniform)
+        pm = md.path_metrics(strip, dist)
+        out[f"total_{name}"], out[f"largest_{name}"], out[f"max_over_mean_{name}"] = pm.total, pm.largest, pm.max_over_mean
         if name == "impus":
             out["endpoint_psnr"] = md.psnr(images, strip[[0, -1]])
             impus_strip = strip
-        out[f"realism_{name}"] = reads_as_scene(strip[1:-1]).float().mean().item()
+        out[f"realism_{name}"] = realism(strip[1:-1]).float().mean().item()
     delta = float(md.path_metrics(impus_strip, dist).steps.mean())
     start = time.perf_counter()
     found = md.perceptual_alphas(morph.images, dist, delta=delta, tol=0.05 * delta, max_probes=6)
@@ -82,22 +85,59 @@ def evaluate_pair(model, pair, *, steps=STEPS, ti_iters=TI_ITERS, lora_iters=LOR
     return out
 
 
-def run() -> dict:
-    with torch.random.fork_rng():  # peft draws the LoRAs' initial weights from the global generator
-        torch.manual_seed(0)
-        model = load_pipeline("tiny-sd", device="cpu")
-        per_pair = [evaluate_pair(model, pair, seed=10 * i) for i, pair in enumerate(morph_pairs(N_PAIRS))]
+def summarise(per_pair: list[dict]) -> dict:
+    """Each figure's mean over the pairs and, as ``key_se``, the standard error of that mean; the share of
+    pairs where IMPUS's PPL is below slerp's by more than two combined bootstrap s.e.; the LoRA ranks."""
     mean = lambda key: float(np.mean([p[key] for p in per_pair]))  # noqa: E731
     figures = {}
-    for key in per_pair[0]:  # each figure: its mean over the pairs and, as key_se, the standard error of that mean
-        if key not in ("lora_rank", "rppd") and not key.endswith("_boot_se"):
+    for key in per_pair[0]:
+        if key not in ("lora_rank", "lora_rank_by_rule", "rppd") and not key.endswith("_boot_se"):
             figures[key], figures[f"{key}_se"] = md.mean_se([p[key] for p in per_pair])
-    # IMPUS below slerp by more than two combined bootstrap standard errors, pair by pair
     figures["ppl_impus_below_slerp"] = float(np.mean([p["ppl_slerp"] - p["ppl_impus"] > 2 * np.hypot(p["ppl_slerp_boot_se"], p["ppl_impus_boot_se"])
                                                       for p in per_pair]))
     figures["n_alpha"] = PPL_SAMPLES
     figures["lora_rank"] = int(np.median([p["lora_rank"] for p in per_pair]))
+    figures["lora_rank_by_rule"] = [p["lora_rank_by_rule"] for p in per_pair]
     figures["rppd"] = mean("rppd")
     figures["seconds_per_morph"] = mean("fit_seconds") + mean("search_seconds")
     figures["n_pairs"] = len(per_pair)
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}
+
+
+def run_detailed(n_per_kind: int = N_PER_KIND_64, kinds=PAIR_KINDS) -> dict:
+    """The same figures on the detailed world with tiny-sd-64: ``n_per_kind`` pairs of each of
+    :data:`toy.detailed.morphs.PAIR_KINDS`, distances under the calibrated proxy
+    (:data:`toy.detailed.morphs.PROXY_CALIBRATION`), realism read by the world's reader; per pair kind too."""
+    from toy.detailed import render as render_64
+    from toy.detailed.morphs import PROXY_CALIBRATION, morph_pairs as detailed_pairs, reads_as_scene as reads_64
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = load_pipeline("tiny-sd-64", device="cpu")
+        dist = PROXY_CALIBRATION.apply(lambda a, b: md.perceptual_distance(a, b, model, backend="vae"))
+        pairs = detailed_pairs(n_per_kind, kinds=kinds)
+        per_pair = [evaluate_pair(model, render_64(p.scenes), p.captions, dist, lambda f, p=p: reads_64(f, p), seed=10 * i)
+                    for i, p in enumerate(pairs)]
+    figures = summarise(per_pair) | {"model": "tiny-sd-64", "pair_kinds": list(kinds),
+                                     "calibration": {"exponent": PROXY_CALIBRATION.exponent, "scale": PROXY_CALIBRATION.scale}}
+    figures["by_kind"] = {k: summarise([r for r, p in zip(per_pair, pairs) if p.kind == k]) for k in kinds}
+    return figures
+
+
+def run(detailed: bool = True) -> dict:
+    with torch.random.fork_rng():  # peft draws the LoRAs' initial weights from the global generator
+        torch.manual_seed(0)
+        model = load_pipeline("tiny-sd", device="cpu")
+        dist = lambda a, b: md.perceptual_distance(a, b, model)  # noqa: E731
+        per_pair = [evaluate_pair(model, render(list(pair)), [caption(s) for s in pair], dist, reads_as_scene, seed=10 * i)
+                    for i, pair in enumerate(morph_pairs(N_PAIRS))]
+    figures = summarise(per_pair)
+    if detailed and (WEIGHTS / "tiny-sd-64").exists():
+        figures["detailed"] = run_detailed()
+    return figures
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(run_detailed()))

@@ -11,31 +11,15 @@ scale (multiply d by a and both sides scale), only on how d grows with the chang
 along a one-parameter path (γ = 1) gives rPPD = 1/(n − 1) = 0.1 on an evenly spaced strip; one that grows
 faster than linearly (γ > 1, as a squared feature difference does for small changes) gives less, and the
 rank rule 2^max(0, ⌊18·rPPD − 6⌋) then always gives rank 1. A calibration of the proxy must therefore
-fix its exponent (d^(1/γ)) before its scale.
+fix its exponent (d^(1/γ)) before its scale: :data:`toy.detailed.morphs.PROXY_CALIBRATION` does.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
 
-K = 11
-FACTORS = ("hue", "size", "roundness", "position", "frequency")
-
-
-def strip(scene, factor: str, k: int = K) -> list:
-    """``k`` copies of a one-object ``scene`` with ``factor`` evenly spaced over its range (the rest fixed)."""
-    o = scene.objects[0]
-    changes = {
-        "hue": lambda t: dataclasses.replace(o, hue=-12 + 24 * t),
-        "size": lambda t: dataclasses.replace(o, size=o.size * (0.8 + 0.3 * t)),
-        "roundness": lambda t: dataclasses.replace(o, roundness=t),
-        "position": lambda t: dataclasses.replace(o, cx=o.cx - 3 + 6 * t),
-    }
-    if factor == "frequency":
-        return [dataclasses.replace(scene, texture="striped", frequency=2 + 4 * t) for t in np.linspace(0, 1, k)]
-    return [dataclasses.replace(scene, objects=(changes[factor](t),)) for t in np.linspace(0, 1, k)]
+from toy.detailed.morphs import K, STRIP_FACTORS as FACTORS, strip
 
 
 def run(n_scenes: int = 8, seed: int = 5) -> dict:
@@ -50,24 +34,20 @@ def run(n_scenes: int = 8, seed: int = 5) -> dict:
     scenes = [s for s in sample_scenes(8 * n_scenes, seed=seed, split="heldout") if len(s.objects) == 1][:n_scenes]
     out = {}
     for factor in FACTORS:
-        gammas, rppds = [], []
+        strips = []
         for s in scenes:
             try:
                 frames = render(strip(s, factor))
-            except ValueError:
+            except ValueError:  # the strip leaves the image
                 continue
-            d0 = dist(frames[1:], frames[:1]).numpy()
-            k = np.arange(1, K)
-            if (d0 > 1e-9).sum() < 3:
-                continue
-            ok = d0 > 1e-9
-            gammas.append(np.polyfit(np.log(k[ok]), np.log(d0[ok]), 1)[0])
-            rppds.append(md.relative_ppd(frames, dist))
-        if not gammas:
-            out[factor] = {"gamma": None, "gamma_se": None, "rppd": None, "n": 0}
+            if (dist(frames[1:], frames[:1]) > 1e-9).sum() >= 3:
+                strips.append(frames)
+        if len(strips) < 2:
+            out[factor] = {"gamma": None, "gamma_se": None, "rppd": None, "n": len(strips)}
             continue
-        gamma, gamma_se = md.mean_se(gammas)
-        out[factor] = {"gamma": round(gamma, 3), "gamma_se": round(gamma_se, 3), "rppd": round(float(np.mean(rppds)), 4), "n": len(gammas)}
+        gamma, gamma_se = md.growth_exponent(strips, dist)
+        rppd = float(np.mean([md.relative_ppd(f, dist) for f in strips]))
+        out[factor] = {"gamma": round(gamma, 3), "gamma_se": round(gamma_se, 3), "rppd": round(rppd, 4), "n": len(strips)}
     return out
 
 

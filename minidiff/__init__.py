@@ -12,7 +12,7 @@ from .nulltext import NullTextInversion, null_text_invert
 from .alpha_search import PerceptualAlphas, perceptual_alphas
 from .impus import ImpusMorph, MorphDenoiser, impus_guidance, impus_morph, lerp, lora_rank, slerp, textual_inversion
 from .path_metrics import PathLength, PathMetrics, path_metrics, perceptual_path_length, relative_ppd
-from .perceptual import perceptual_distance
+from .perceptual import Calibration, fit_calibration, growth_exponent, perceptual_distance
 from .p2p import P2PEdit, p2p_sample
 from .pipelines import load_pipeline, wrap
 from .stats import Claims, bootstrap_se, fmt, mean_se, significant
@@ -36,5 +36,5 @@ __all__ = [
     "psnr", "psnr_per_image", "reconstruction_error", "transport_cost", "w2_squared",
     "ImpusMorph", "MorphDenoiser", "PathLength", "PathMetrics", "PerceptualAlphas", "impus_guidance", "impus_morph", "lerp", "lora_rank",
     "path_metrics", "perceptual_alphas", "perceptual_path_length", "relative_ppd", "slerp", "textual_inversion",
-    "perceptual_distance", "P2PEdit", "p2p_sample", "load_pipeline", "wrap", "Claims", "Table", "bootstrap_se", "fmt", "mean_se", "significant",
+    "Calibration", "fit_calibration", "growth_exponent", "perceptual_distance", "P2PEdit", "p2p_sample", "load_pipeline", "wrap", "Claims", "Table", "bootstrap_se", "fmt", "mean_se", "significant",
 ]

@@ -16,10 +16,16 @@ not carry over) and it only knows what the VAE learned to encode. What it does s
 the structure — it compares local structure at several scales rather than raw pixels, it is zero
 for identical images, and (checked in notebook 09) it grows monotonically along the shapes world's
 one-parameter changes of size, position and colour.
+
+:class:`Calibration` maps the proxy onto a length with an LPIPS-like scale: its growth exponent along a
+world's known one-parameter changes is divided out, then its scale is fixed on anchor pairs
+(:func:`fit_calibration`; the detailed world's constants are :data:`toy.detailed.morphs.PROXY_CALIBRATION`).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 import torch
 
@@ -107,3 +113,64 @@ def vae_feature_distance(a: torch.Tensor, b: torch.Tensor, vae) -> torch.Tensor:
         fa, fb = f.chunk(2)
         terms.append((fa - fb).square().sum(1).mean((-2, -1)))
     return torch.stack(terms).mean(0).float().cpu()
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A power-law calibration of a distance: :math:`d_{cal} = a\\, d^{1/\\gamma}`.
+
+    The proxy is a squared feature difference, so along a one-parameter change of size Δ it grows as
+    :math:`\\Delta^\\gamma` with γ > 1. Then the sum of small consecutive steps falls short of the
+    distance between the ends, and IMPUS's rPPD (that sum over (n − 1) times the ends' distance) is small
+    for every path, whatever the scale: the rank rule gives rank 1. Taking the 1/γ power makes the
+    distance additive along such changes (a length, as the rPPD rule and a perceptually uniform spacing
+    presume); the scale a then sets thresholds such as δ (:func:`fit_calibration`).
+
+    Attributes:
+        exponent: γ, the raw distance's growth exponent along one-parameter changes.
+        scale: a.
+        anchor: what the scale was fitted to, in words.
+    """
+
+    exponent: float
+    scale: float
+    anchor: str = ""
+
+    def __call__(self, d: torch.Tensor) -> torch.Tensor:
+        return self.scale * d.clamp_min(0) ** (1 / self.exponent)
+
+    def apply(self, distance: Callable) -> Callable:
+        """``distance(a, b) -> (B,)`` composed with this calibration."""
+        return lambda a, b: self(distance(a, b))
+
+
+def growth_exponent(strips: Sequence[torch.Tensor], distance: Callable) -> tuple[float, float]:
+    """γ and its standard error over strips: each strip (K, 3, H, W) holds K ≥ 3 frames with one factor
+    evenly spaced; γ is the slope of log d(frame_0, frame_k) on log k, one slope per strip, averaged.
+    Strips where fewer than three frames differ from the first are skipped."""
+    import numpy as np
+
+    slopes = []
+    for frames in strips:
+        if frames.dim() != 4 or frames.shape[0] < 3:
+            raise ValueError(f"each strip must be frames (K >= 3, 3, H, W), got {tuple(frames.shape)}.")
+        d = distance(frames[1:], frames[:1]).double().numpy()
+        ok = d > 1e-9
+        if ok.sum() >= 3:
+            slopes.append(np.polyfit(np.log(np.arange(1, len(frames))[ok]), np.log(d[ok]), 1)[0])
+    if len(slopes) < 2:
+        raise ValueError("growth_exponent needs at least two strips whose frames change.")
+    return float(np.mean(slopes)), float(np.std(slopes, ddof=1) / np.sqrt(len(slopes)))
+
+
+def fit_calibration(strips: Sequence[torch.Tensor], anchors: tuple[torch.Tensor, torch.Tensor], distance: Callable,
+                    anchor_value: float = 0.2, anchor: str = "") -> Calibration:
+    """Fit :class:`Calibration`: its exponent γ on one-parameter ``strips`` (:func:`growth_exponent`),
+    then its scale so that the median calibrated distance of the ``anchors`` pairs (a, b), each (N, 3, H, W),
+    equals ``anchor_value``."""
+    gamma, _ = growth_exponent(strips, distance)
+    a, b = anchors
+    if a.shape != b.shape or a.dim() != 4:
+        raise ValueError(f"anchors must be two image batches of one shape (N, 3, H, W), got {tuple(a.shape)} and {tuple(b.shape)}.")
+    raw = distance(a, b).clamp_min(0) ** (1 / gamma)
+    return Calibration(gamma, float(anchor_value / raw.median().clamp_min(1e-12)), anchor)
