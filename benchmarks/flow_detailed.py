@@ -1,7 +1,8 @@
 """FlowEdit on the detailed world (``"detailed"`` in ``python benchmarks/run.py flowedit``): tiny-flow-64
-(SD3's layout and settings on 16×16 latents) on 32 ground-truth edits (8 of each kind), FlowEdit against
+(SD3's layout and settings on 16×16 latents) and tiny-flux-64 (FLUX.1-dev's, distilled from it) on 32 ground-truth edits (8 of each kind), FlowEdit against
 editing by inversion at the source guidance (the paper's baseline), inversion at w = 1 and SDEdit, along
-the whole n_max curve at T = 50 and at few steps (T = 10, 20), and its prompt accuracy on held-out prompts.
+the whole n_max curve at T = 50 and at few steps (T = 10, 20), each model's prompt accuracy on held-out
+prompts, and tiny-flux-64's speed over tiny-flow-64 separated into passes and transformer at equal tokens.
 
 Run alone: ``python -m benchmarks.flow_detailed`` (prints each expectation's verdict, then the JSON line).
 """
@@ -15,7 +16,7 @@ from toy.detailed import caption, prompt_accuracy, sample_scenes
 from toy.detailed.editing import editing_cases
 from toy.shapes.flow_editing import METHODS, FlowSetting, matched_gain, pareto, run_edits
 
-MODELS = {"flow": "tiny-flow-64"}  # key prefix → shipped model
+MODELS = {"flow": "tiny-flow-64", "flux": "tiny-flux-64"}  # key prefix → shipped model
 N_EDITS, N_PROMPTS = 32, 64
 N_MAX_SHARES = (0.2, 0.4, 0.52, 0.66, 0.8, 0.9)  # the n_max curve, as shares of T (SD3's paper setting: 33 of 50)
 CURVE_STEPS = (50, 20, 10)
@@ -35,6 +36,26 @@ def prompt_figures(model, guidance: float, steps: int, n: int = N_PROMPTS) -> di
             if split == "heldout" and w == guidance:
                 out["prompt_fields"] = field_accuracy(images, prompts)
     return out
+
+
+def speed_figures(flow, flux, steps: int, n: int = 60) -> dict:
+    """Where tiny-flux-64's speed over tiny-flow-64 comes from, at **equal token counts** (both have 64 image
+    tokens; on the fast world tiny-flux has 16 against tiny-flow's 64, so there packing and the rest are
+    confounded). Seconds per image in batches of ``n`` at ``steps`` steps: tiny-flow-64 with CFG (two passes
+    a step), tiny-flow-64 at w = 1 (one pass), tiny-flux-64 with its guidance embedded (one pass).
+    ``passes_ratio`` = one pass / two passes of the same transformer; ``transformer_ratio`` = tiny-flux-64's
+    pass / tiny-flow-64's pass; their product is ``total_ratio``; transformer parameters beside them."""
+    from benchmarks.timing import seconds_per_image
+
+    prompts = [caption(s) for s in sample_scenes(n, seed=1, split="heldout")]
+    cfg = seconds_per_image(flow, prompts, settings_for("tiny-flow-64")["guidance"], steps)
+    one = seconds_per_image(flow, prompts, 1.0, steps)
+    flux_one = seconds_per_image(flux, prompts, settings_for("tiny-flux-64")["guidance"], steps)
+    params = {k: sum(p.numel() for p in m.transformer.parameters()) for k, m in (("flow", flow), ("flux", flux))}
+    return {"steps": steps, "batch": n, "flow_cfg_seconds_per_image": round(cfg, 5), "flow_w1_seconds_per_image": round(one, 5),
+            "flux_seconds_per_image": round(flux_one, 5), "passes_ratio": round(one / cfg, 3),
+            "transformer_ratio": round(flux_one / one, 3), "total_ratio": round(flux_one / cfg, 3),
+            "flow_transformer_params": params["flow"], "flux_transformer_params": params["flux"], "tokens": 64}
 
 
 def expectations(f: dict, prefix: str = "flow") -> list[dict]:
@@ -84,6 +105,9 @@ def run(models: dict = MODELS, n: int = N_EDITS, shares=N_MAX_SHARES, steps_valu
         figures[f"{prefix}_matched"] = {f"flowedit_vs_{b}_{t}": m for t in steps_values for b in METHODS[1:]
                                         if (m := matched_gain(rows, "flowedit", b, t))}
         figures[f"{prefix}_expectations"] = expectations(figures, prefix)
+    if {"flow", "flux"} <= set(models):
+        figures["speed"] = speed_figures(load_pipeline(models["flow"], device="cpu"), load_pipeline(models["flux"], device="cpu"),
+                                         settings_for(models["flux"])["steps"])
     return figures
 
 

@@ -7,12 +7,11 @@ of 60 and one image at a time; FreeInv on Flux
 and the detailed world's figures (``"detailed"``, :mod:`benchmarks.flow_detailed`) once tiny-flow-64 is shipped."""
 from __future__ import annotations
 
-import time
-
 import torch
 
 import minidiff as md
 from benchmarks import flow_detailed
+from benchmarks.timing import seconds_per_image
 from minidiff.freeinv import PATCH_GRID_ROTATIONS, ROTATIONS
 from minidiff.pipelines import load_pipeline
 from toy.shapes import caption, heldout_scenes, prompt_accuracy, render
@@ -22,17 +21,6 @@ from toy.tiny_models import WEIGHTS
 
 N_EDITS, N_PROMPTS, N_RECON = 30, 120, 20
 FLUX_GUIDANCE, FLOW_GUIDANCE = 3.5, 5.0  # sampling guidance: FLUX.1-dev's default; tiny-flow's (shapes benchmark)
-
-
-def _seconds_per_image(model, prompts: list[str], guidance: float, steps: int, repeats: int = 3) -> float:
-    """Wall-clock seconds per image when ``prompts`` are sampled as one batch (best of ``repeats``)."""
-    md.generate(model, prompts, guidance=guidance, steps=steps)  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        md.generate(model, prompts, guidance=guidance, steps=steps)
-        times.append(time.perf_counter() - start)
-    return min(times) / len(prompts)
 
 
 def freeinv_figures(flux, steps: int = 20, seeds=range(3)) -> dict[str, float]:
@@ -59,8 +47,8 @@ def run() -> dict:
     # throughput in batches of 60 (what the notebooks do), and the latency of one image, where the
     # tiny transformers' per-call overhead rather than their arithmetic dominates
     for name, model, w in (("flux", flux, FLUX_GUIDANCE), ("flow", flow, FLOW_GUIDANCE)):
-        figures[f"{name}_seconds_per_image"] = _seconds_per_image(model, prompts[:60], w, FLUX_SETTING.steps)
-        figures[f"{name}_seconds_per_image_batch1"] = _seconds_per_image(model, prompts[:1], w, FLUX_SETTING.steps)
+        figures[f"{name}_seconds_per_image"] = seconds_per_image(model, prompts[:60], w, FLUX_SETTING.steps)
+        figures[f"{name}_seconds_per_image_batch1"] = seconds_per_image(model, prompts[:1], w, FLUX_SETTING.steps)
     cases = editing_cases(N_EDITS)
     for name, model, setting in (("flow", flow, SD3_SETTING), ("flux", flux, FLUX_SETTING)):
         runs = run_edits(model, cases, setting, METHODS)

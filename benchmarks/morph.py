@@ -8,10 +8,13 @@ realism is the share of intermediate frames that read as a clean scene
 """
 from __future__ import annotations
 
+import json
 import time
+import warnings
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 import minidiff as md
 from minidiff.pipelines import load_pipeline
@@ -21,6 +24,7 @@ from toy.training import WEIGHTS
 
 N_PAIRS, STEPS, TI_ITERS, LORA_ITERS, UNCOND_ITERS, PPL_SAMPLES, FRAMES = 3, 10, 60, 60, 20, 200, 9
 N_PER_KIND_64 = 2  # detailed world: pairs of each kind (8 in all)
+DECISION_STEPS = 50  # the rank decision alone, at the DDIM steps of the paper's inversions
 
 
 def morph_pairs(n: int, seed: int = 300) -> list[tuple]:
@@ -95,6 +99,9 @@ def summarise(per_pair: list[dict]) -> dict:
             figures[key], figures[f"{key}_se"] = md.mean_se([p[key] for p in per_pair])
     figures["ppl_impus_below_slerp"] = float(np.mean([p["ppl_slerp"] - p["ppl_impus"] > 2 * np.hypot(p["ppl_slerp_boot_se"], p["ppl_impus_boot_se"])
                                                       for p in per_pair]))
+    # paired over the pairs: slerp's PPL minus IMPUS's, IMPUS's realism minus slerp's
+    figures["ppl_slerp_minus_impus"], figures["ppl_slerp_minus_impus_se"] = md.mean_se([p["ppl_slerp"] - p["ppl_impus"] for p in per_pair])
+    figures["realism_impus_minus_slerp"], figures["realism_impus_minus_slerp_se"] = md.mean_se([p["realism_impus"] - p["realism_slerp"] for p in per_pair])
     figures["n_alpha"] = PPL_SAMPLES
     figures["lora_rank"] = int(np.median([p["lora_rank"] for p in per_pair]))
     figures["lora_rank_by_rule"] = [p["lora_rank_by_rule"] for p in per_pair]
@@ -102,6 +109,50 @@ def summarise(per_pair: list[dict]) -> dict:
     figures["seconds_per_morph"] = mean("fit_seconds") + mean("search_seconds")
     figures["n_pairs"] = len(per_pair)
     return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in figures.items()}
+
+
+def rank_decision(model, pairs, dist, steps: int, ti_iters: int = TI_ITERS, seed: int = 0) -> dict:
+    """IMPUS's steps 1–3 alone for each pair at ``steps`` DDIM steps: Var(x_T) of the inverted endpoints,
+    whether it passes the variance check, the rPPD of the textual-inversion interpolants, and the rank the
+    rule gives (before and after the override). Cheap next to a whole morph, so it can run at the paper's
+    50 steps where the benchmark's morphs use :data:`STEPS`."""
+    from toy.detailed import render as render_64
+
+    rows = []
+    for i, p in enumerate(pairs):
+        images = render_64(p.scenes)
+        z0, cond = model.encode(images), model.embed(p.captions)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the variance warning: it is what this measures
+            base = md.impus_morph(model, z0, cond, steps=steps, ti_iters=ti_iters, lora=False, generator=torch.Generator().manual_seed(10 * i))
+        rppd = md.relative_ppd(base.images(torch.linspace(0, 1, 11)), dist)
+        rows.append({"variance": base.variance.mean().item(), "variance_ok": base.variance_ok, "rppd": rppd,
+                     "rank_by_rule": md.lora_rank(rppd), "rank": md.lora_rank(rppd, base.variance_ok)})
+    return {"steps": steps, "variance": round(float(np.mean([r["variance"] for r in rows])), 3),
+            "variance_ok": float(np.mean([r["variance_ok"] for r in rows])), "rppd": round(float(np.mean([r["rppd"] for r in rows])), 4),
+            "rank_by_rule": [r["rank_by_rule"] for r in rows], "rank": [r["rank"] for r in rows]}
+
+
+def expectations(f: dict) -> list[dict]:
+    """Issue 18's pre-registered IMPUS expectations (§4, 3–5), each with what was measured and a computed verdict."""
+    ranks, overridden = f["lora_rank_by_rule"], f["variance_override"]
+    ratio = f["max_over_mean_uniform"] / max(f["max_over_mean_perceptual"], 1e-12)
+    return [
+        {"expectation": "3. IMPUS's PPL is below DDIM slerp's by more than 2 s.e., with realism at least as high",
+         "holds": f["ppl_slerp_minus_impus"] > 2 * f["ppl_slerp_minus_impus_se"] and f["realism_impus_minus_slerp"] >= 0,
+         "measured": f"slerp − IMPUS {f['ppl_slerp_minus_impus']:+.2f} ± {f['ppl_slerp_minus_impus_se']:.2f} (IMPUS {f['ppl_impus']:.2f}, "
+                     f"slerp {f['ppl_slerp']:.2f}); realism IMPUS − slerp {f['realism_impus_minus_slerp']:+.2f} ± {f['realism_impus_minus_slerp_se']:.2f}"},
+        {"expectation": "4. perceptual α cuts max/mean of the consecutive steps ≥ 2× against uniform α",
+         "holds": ratio >= 2,
+         "measured": f"{f['max_over_mean_uniform']:.2f} → {f['max_over_mean_perceptual']:.2f} ({ratio:.2f}×)"},
+        {"expectation": "5. the rPPD rule picks a rank without the variance override on at least some pairs",
+         "holds": overridden < 1,
+         "measured": f"ranks by the rule {ranks}; variance override on {overridden:.0%} of the pairs "
+                     f"(Var(x_T) {f['variance']:.2f} ± {f['variance_se']:.2f})"},
+    ] + ([{"expectation": f"5b. (design change: the variance check and rule at {d['steps']} DDIM steps, not {STEPS}) the same",
+            "holds": d["variance_ok"] > 0,
+            "measured": f"ranks by the rule {d['rank_by_rule']}; variance check passed on {d['variance_ok']:.0%} of the pairs "
+                        f"(Var(x_T) {d['variance']:.2f})"}] if (d := f.get("rank_decision")) else [])
 
 
 def run_detailed(n_per_kind: int = N_PER_KIND_64, kinds=PAIR_KINDS) -> dict:
@@ -116,11 +167,17 @@ def run_detailed(n_per_kind: int = N_PER_KIND_64, kinds=PAIR_KINDS) -> dict:
         model = load_pipeline("tiny-sd-64", device="cpu")
         dist = PROXY_CALIBRATION.apply(lambda a, b: md.perceptual_distance(a, b, model, backend="vae"))
         pairs = detailed_pairs(n_per_kind, kinds=kinds)
-        per_pair = [evaluate_pair(model, render_64(p.scenes), p.captions, dist, lambda f, p=p: reads_64(f, p), seed=10 * i)
-                    for i, p in enumerate(pairs)]
+        decision = rank_decision(model, pairs, dist, DECISION_STEPS)
+        tqdm.write(json.dumps({"rank_decision": decision}))
+        per_pair = []
+        for i, p in enumerate(tqdm(pairs, desc="morph pairs (detailed world)")):
+            per_pair.append(evaluate_pair(model, render_64(p.scenes), p.captions, dist, lambda f, p=p: reads_64(f, p), seed=10 * i))
+            tqdm.write(json.dumps({"pair": i, "kind": p.kind} | per_pair[-1]))  # each pair as it lands: hours of work
     figures = summarise(per_pair) | {"model": "tiny-sd-64", "pair_kinds": list(kinds),
                                      "calibration": {"exponent": PROXY_CALIBRATION.exponent, "scale": PROXY_CALIBRATION.scale}}
+    figures["rank_decision"] = decision
     figures["by_kind"] = {k: summarise([r for r, p in zip(per_pair, pairs) if p.kind == k]) for k in kinds}
+    figures["expectations"] = expectations(figures)
     return figures
 
 
@@ -138,6 +195,7 @@ def run(detailed: bool = True) -> dict:
 
 
 if __name__ == "__main__":
-    import json
-
-    print(json.dumps(run_detailed()))
+    figures = run_detailed()
+    for e in figures["expectations"]:
+        print(f"{'holds' if e['holds'] else 'does not hold':<14} {e['expectation']}  ⟨{e['measured']}⟩")
+    print(json.dumps(figures))

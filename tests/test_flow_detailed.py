@@ -97,6 +97,22 @@ def test_the_benchmark_prints_every_figure(random_flow_64):
     assert set(figures["flow_pareto"][0]) == {"editor", "n_max", "steps", "edit_acc", "edit_acc_se", "bg_psnr", "bg_psnr_se"}
 
 
+def test_the_speed_attribution_separates_passes_from_the_transformer_at_equal_tokens(random_flow_64, tmp_path):
+    from diffusers import AutoencoderKL
+
+    from minidiff.pipelines import load_pipeline
+    from toy.tiny_models import build_tiny_flux_64
+    from toy.training import WEIGHTS
+
+    torch.manual_seed(0)
+    build_tiny_flux_64(AutoencoderKL.from_pretrained(WEIGHTS / "vae-64"), tmp_path / "tok").save_pretrained(tmp_path / "pipe")
+    flow, flux = load_pipeline(random_flow_64, device="cpu"), load_pipeline(str(tmp_path / "pipe"), device="cpu")
+    f = flow_detailed.speed_figures(flow, flux, steps=2, n=2)
+    assert f["tokens"] == 64 and f["flow_transformer_params"] > 0 and f["flux_transformer_params"] > 0
+    # a ratio of measured times, never asserted against a threshold; only its arithmetic is a fact
+    assert f["total_ratio"] == pytest.approx(f["passes_ratio"] * f["transformer_ratio"], rel=0.02)
+
+
 def test_tiny_flux_64_packs_64_tokens_and_samples_at_flux_devs_native_shift(tmp_path):
     import math
 

@@ -83,3 +83,24 @@ def test_realism_passes_the_ends_and_fails_a_ghosted_cross_fade():
         assert reads_as_scene(ends, p).all()
         # the pixel cross-fade's midpoint: two half-bright objects, offset, which no scene of the world is
         assert not reads_as_scene(ends.mean(0, keepdim=True), p).item()
+
+
+def _pair_figures(ppl_impus, ppl_slerp, realism_impus=0.9, realism_slerp=0.8, override=1.0, rppd=0.5):
+    keys = ("impus", "no_lora", "no_bias", "no_ti", "slerp", "crossfade")
+    out = {"vae_psnr": 35.0, "lora_rank": 16, "rppd": rppd, "lora_rank_by_rule": md.lora_rank(rppd), "variance_override": override,
+           "variance": 0.6, "fit_seconds": 1.0, "search_seconds": 1.0, "endpoint_psnr": 30.0, "frames_perceptual": 9,
+           "max_over_mean_perceptual": 1.2, "max_over_mean_uniform": 2.6}
+    for k in keys:
+        out |= {f"ppl_{k}": ppl_slerp if k == "slerp" else ppl_impus, f"ppl_{k}_boot_se": 0.1, f"total_{k}": 1.0,
+                f"largest_{k}": 0.3, f"max_over_mean_{k}": 1.5, f"realism_{k}": realism_slerp if k == "slerp" else realism_impus}
+    return out
+
+
+def test_the_morph_expectations_are_computed_from_the_numbers():
+    from benchmarks.morph import expectations, summarise
+
+    clear = summarise([_pair_figures(1.0, 3.0 + 0.1 * i, override=float(i > 0)) for i in range(4)])
+    assert clear["ppl_slerp_minus_impus"] == pytest.approx(2.15) and clear["lora_rank_by_rule"] == [8] * 4
+    assert [e["holds"] for e in expectations(clear)] == [True, True, True]
+    noisy = summarise([_pair_figures(1.0, 3.0 * (-1) ** i, realism_impus=0.5) for i in range(4)])
+    assert [e["holds"] for e in expectations(noisy)] == [False, True, False]  # a PPL gap within its s.e.; every pair overridden

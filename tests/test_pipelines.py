@@ -234,12 +234,15 @@ def test_numpy_hwc_uint8_images_are_accepted(sd):
 
 def test_shipped_models_load_by_name():
     """The README's load_pipeline("tiny-sd"): names come from the minidiff.models entry points."""
-    assert {"tiny-sd", "tiny-flow", "tiny-flux", "tiny-sd-noisy", "tiny-sd-64"} <= set(md.pipelines.registered_models())
+    assert {"tiny-sd", "tiny-flow", "tiny-flux", "tiny-sd-noisy", "tiny-sd-64", "tiny-flow-64", "tiny-flux-64"} <= set(md.pipelines.registered_models())
     detailed = load_pipeline("tiny-sd-64", device="cpu")
     assert isinstance(detailed, StableDiffusionDenoiser) and detailed.image_size == 64 and detailed.sample_size == 16
     assert isinstance(load_pipeline("tiny-sd", device="cpu"), StableDiffusionDenoiser)
     assert isinstance(load_pipeline("tiny-flow", device="cpu"), SD3Denoiser)
     assert isinstance(load_pipeline("tiny-flux", device="cpu"), FluxDenoiser)
+    for name, kind in (("tiny-flow-64", SD3Denoiser), ("tiny-flux-64", FluxDenoiser)):
+        model = load_pipeline(name, device="cpu")
+        assert isinstance(model, kind) and model.image_size == 64 and model.sample_size == 16
 
 
 def test_uncached_hub_id_fails_fast_and_says_why(monkeypatch):
