@@ -60,6 +60,7 @@ def evaluate_pair(model, images, prompts, dist, realism, *, steps=STEPS, ti_iter
         "no_lora": morph.ablation(lora=False).images,
         "no_bias": morph.ablation(bias_correction=False).images,
         "no_ti": no_ti.images,
+        "impus_w1": lambda al: morph.images(al, guidance=1.0),  # the design change aimed at CFG's share of the path
         "slerp": lambda al: model.decode(md.ddim_sample(model, md.slerp(xT[:1], xT[1:], al), md.lerp(cond[:1], cond[1:], al), steps)),
         "crossfade": lambda al: md.lerp(images[:1], images[1:], al),
     }
@@ -102,6 +103,8 @@ def summarise(per_pair: list[dict]) -> dict:
     # paired over the pairs: slerp's PPL minus IMPUS's, IMPUS's realism minus slerp's
     figures["ppl_slerp_minus_impus"], figures["ppl_slerp_minus_impus_se"] = md.mean_se([p["ppl_slerp"] - p["ppl_impus"] for p in per_pair])
     figures["realism_impus_minus_slerp"], figures["realism_impus_minus_slerp_se"] = md.mean_se([p["realism_impus"] - p["realism_slerp"] for p in per_pair])
+    if "ppl_impus_w1" in per_pair[0]:
+        figures["ppl_slerp_minus_impus_w1"], figures["ppl_slerp_minus_impus_w1_se"] = md.mean_se([p["ppl_slerp"] - p["ppl_impus_w1"] for p in per_pair])
     figures["n_alpha"] = PPL_SAMPLES
     figures["lora_rank"] = int(np.median([p["lora_rank"] for p in per_pair]))
     figures["lora_rank_by_rule"] = [p["lora_rank_by_rule"] for p in per_pair]
@@ -142,6 +145,10 @@ def expectations(f: dict) -> list[dict]:
          "holds": f["ppl_slerp_minus_impus"] > 2 * f["ppl_slerp_minus_impus_se"] and f["realism_impus_minus_slerp"] >= 0,
          "measured": f"slerp − IMPUS {f['ppl_slerp_minus_impus']:+.2f} ± {f['ppl_slerp_minus_impus_se']:.2f} (IMPUS {f['ppl_impus']:.2f}, "
                      f"slerp {f['ppl_slerp']:.2f}); realism IMPUS − slerp {f['realism_impus_minus_slerp']:+.2f} ± {f['realism_impus_minus_slerp_se']:.2f}"},
+        *([{"expectation": "3b. (design change: IMPUS sampled at w = 1, without CFG's w(α) = 3 − 3|α − ½|) the same PPL gain",
+             "holds": f["ppl_slerp_minus_impus_w1"] > 2 * f["ppl_slerp_minus_impus_w1_se"],
+             "measured": f"slerp − IMPUS at w = 1 {f['ppl_slerp_minus_impus_w1']:+.2f} ± {f['ppl_slerp_minus_impus_w1_se']:.2f} "
+                         f"(IMPUS at w = 1 {f['ppl_impus_w1']:.2f})"}] if "ppl_slerp_minus_impus_w1" in f else []),
         {"expectation": "4. perceptual α cuts max/mean of the consecutive steps ≥ 2× against uniform α",
          "holds": ratio >= 2,
          "measured": f"{f['max_over_mean_uniform']:.2f} → {f['max_over_mean_perceptual']:.2f} ({ratio:.2f}×)"},

@@ -89,7 +89,7 @@ def test_notebook_07_runs_on_the_sd15_architecture(tmp_path_factory, tmp_path):
 def test_notebook_09_runs_on_the_sd15_architecture(tmp_path_factory, tmp_path):
     folder = saved_pipeline(tmp_path_factory, build_sd15_arch)
     values = {"MODEL": folder, "STEPS": 2, "TI_ITERS": 2, "LORA_ITERS": 2, "UNCOND_ITERS": 1, "PPL_SAMPLES": 2,
-              "FRAMES": 3, "MAX_PROBES": 1}
+              "FRAMES": 3, "MAX_PROBES": 1, "STEPS_64": 2, "TI_ITERS_64": 2, "LORA_ITERS_64": 2, "UNCOND_ITERS_64": 1, "PPL_SAMPLES_64": 2}
     _, text = execute("09_impus_morphing", values, tmp_path)
     assert "shapes-world checks reported, not asserted" in text
 
