@@ -5,6 +5,13 @@ slerp with no adaptation and three ablations; uniform against perceptually unifo
 Distances are the offline proxy of :mod:`minidiff.perceptual` (VAE-encoder features), not LPIPS;
 realism is the share of intermediate frames that read as a clean scene
 (:func:`toy.shapes.reads_as_scene`), since FID is not available offline.
+
+``"detailed"`` (:func:`run_detailed`; alone: ``python -m benchmarks.morph``): the same figures with tiny-sd-64 on
+the detailed world's morph pairs (:func:`toy.detailed.morphs.morph_pairs`: two of each kind, continuous
+in-betweens), distances under the calibrated proxy (:data:`toy.detailed.morphs.PROXY_CALIBRATION`), realism
+read by :func:`toy.detailed.morphs.reads_as_scene`; per kind (``by_kind``); IMPUS sampled at w = 1 beside it
+(``impus_w1``); the rank decision alone at 50 DDIM steps (``rank_decision``); issue 18's expectations as
+computed verdicts (``expectations``). Each pair's figures are printed as they land (about 5 minutes a pair).
 """
 from __future__ import annotations
 

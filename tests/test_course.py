@@ -126,6 +126,9 @@ def test_executed_kernels_get_tqdm_disabled_and_leave_no_frozen_bar(tmp_path, mo
 def test_the_budget_report_names_slow_notebooks_and_the_course_total():
     lines = course.budget_report({"01_a": 200.0, "02_b": 100.0})
     assert any("OVER BUDGET: 01_a took 200 s" in ln for ln in lines)
+    detailed = course.DETAILED_LESSONS[0]  # a detailed-world lesson has 300 s
+    assert course.budget_report({detailed: 250.0})[0].startswith("every notebook run is within")
+    assert any(f"OVER BUDGET: {detailed} took 310 s (budget 300 s" in ln for ln in course.budget_report({detailed: 310.0}))
     assert not any("02_b" in ln for ln in lines)
     assert "whole course: 300 s" in lines[-1] and "within budget" in lines[-1]
     lines = course.budget_report({"02_b": 100.0}, recorded={"01_a": 1150.0, "02_b": 50.0})
