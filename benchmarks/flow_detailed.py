@@ -88,8 +88,9 @@ def run(models: dict = MODELS, n: int = N_EDITS, shares=N_MAX_SHARES, steps_valu
     keys at the paper's n_max, ``{prefix}_pareto``, ``{prefix}_matched`` and the expectations."""
     cases = editing_cases(n)
     figures: dict = {"n_edits": n}
+    loaded = {}
     for prefix, name in models.items():
-        model = load_pipeline(name, device="cpu")
+        model = loaded[prefix] = load_pipeline(name, device="cpu")
         settings = settings_for(name)
         paper = FlowSetting.of(settings)
         figures[f"{prefix}_model"] = name
@@ -106,8 +107,7 @@ def run(models: dict = MODELS, n: int = N_EDITS, shares=N_MAX_SHARES, steps_valu
                                         if (m := matched_gain(rows, "flowedit", b, t))}
         figures[f"{prefix}_expectations"] = expectations(figures, prefix)
     if {"flow", "flux"} <= set(models):
-        figures["speed"] = speed_figures(load_pipeline(models["flow"], device="cpu"), load_pipeline(models["flux"], device="cpu"),
-                                         settings_for(models["flux"])["steps"])
+        figures["speed"] = speed_figures(loaded["flow"], loaded["flux"], settings_for(models["flux"])["steps"])
     return figures
 
 
